@@ -11,17 +11,14 @@ fn needs_quotes(local: &[u8]) -> bool {
     local.iter().any(|&c| c >= 127 || c < 33 || b"\"(),:;<>@[\\]".contains(&c))
 }
 
-/// Quotes the local part of `addr` (split at the last `@`) if RFC 822 requires it; the domain is
-/// never quoted and the empty address stays empty.
-pub fn quote_address(addr: &[u8]) -> Vec<u8> {
-    if addr.is_empty() {
-        return Vec::new();
-    }
-    let (local, domain) = match addr.iter().rposition(|&c| c == b'@') {
-        Some(i) => (&addr[..i], &addr[i..]),
-        None => (addr, &b""[..]),
-    };
-    let mut out = Vec::with_capacity(addr.len() + 2);
+/// Quotes a bare local part (no domain) if RFC 822 requires it.
+pub fn quote_local(local: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(local.len() + 2);
+    push_local(&mut out, local);
+    out
+}
+
+fn push_local(out: &mut Vec<u8>, local: &[u8]) {
     if needs_quotes(local) {
         out.push(b'"');
         for &c in local {
@@ -34,6 +31,20 @@ pub fn quote_address(addr: &[u8]) -> Vec<u8> {
     } else {
         out.extend_from_slice(local);
     }
+}
+
+/// Quotes the local part of `addr` (split at the last `@`) if RFC 822 requires it; the domain is
+/// never quoted and the empty address stays empty.
+pub fn quote_address(addr: &[u8]) -> Vec<u8> {
+    if addr.is_empty() {
+        return Vec::new();
+    }
+    let (local, domain) = match addr.iter().rposition(|&c| c == b'@') {
+        Some(i) => (&addr[..i], &addr[i..]),
+        None => (addr, &b""[..]),
+    };
+    let mut out = Vec::with_capacity(addr.len() + 2);
+    push_local(&mut out, local);
     out.extend_from_slice(domain);
     out
 }
@@ -52,5 +63,7 @@ mod tests {
         assert_eq!(quote_address(b"a..b@x"), b"\"a..b\"@x");
         assert_eq!(quote_address(b"@x"), b"\"\"@x");
         assert_eq!(quote_address(b""), b"");
+        assert_eq!(super::quote_local(b"MAILER-DAEMON"), b"MAILER-DAEMON");
+        assert_eq!(super::quote_local(b"a@b"), b"\"a@b\"");
     }
 }

@@ -1,0 +1,162 @@
+//! Bounce text (qmail-send's `addbounce` and `injectbounce`): the per-recipient paragraphs kept in
+//! bounce/<id> and the QSBMF failure notice built from them.
+//!
+//! Trust: report texts come from delivery programs (and through them from remote servers); they are
+//! copied as bytes, with blank lines folded so that QSBMF paragraph structure holds.
+
+use qmail_core::quote::{quote_address, quote_local};
+
+/// The paragraph appended to bounce/<id> for one failed recipient (send.md §5.1).
+pub fn paragraph(recipient: &[u8], report: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(recipient.len() + report.len() + 8);
+    out.push(b'<');
+    out.extend_from_slice(recipient);
+    out.extend_from_slice(b">:\n");
+    out.extend_from_slice(report);
+    if !report.is_empty() && report.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    // A newline right after another one becomes `/`, so the paragraph has no blank line; the
+    // comparison is with the original bytes, and the final byte is left alone (as qmail does).
+    let original = out.clone();
+    for pos in 1..original.len().saturating_sub(1) {
+        if original[pos] == b'\n' && original[pos - 1] == b'\n' {
+            out[pos] = b'/';
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+/// What kind of failure notice a bounce file turns into, decided by the message's sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Sender `#@[]`: a double bounce failed; the bounce file is discarded.
+    Triple,
+    /// A normal sender: bounce to it from the null sender.
+    Single {
+        /// The recipient of the bounce.
+        to: Vec<u8>,
+    },
+    /// The null sender: a bounce failed; send it to doublebounceto@doublebouncehost from `#@[]`.
+    Double {
+        /// `doublebounceto@doublebouncehost`.
+        to: Vec<u8>,
+    },
+}
+
+/// Decides the kind from the info sender, with a VERP `-@[]` suffix removed first.
+pub fn kind(sender: &[u8], doublebounceto: &[u8], doublebouncehost: &[u8]) -> Kind {
+    let s = sender.strip_suffix(b"-@[]").unwrap_or(sender);
+    if s == b"#@[]" {
+        Kind::Triple
+    } else if s.is_empty() {
+        let mut to = doublebounceto.to_vec();
+        to.push(b'@');
+        to.extend_from_slice(doublebouncehost);
+        Kind::Double { to }
+    } else {
+        Kind::Single { to: s.to_vec() }
+    }
+}
+
+/// The header and text of the failure notice, up to and including the blank line after
+/// `--- Below this line is ...` and the `Return-Path:` line; the original message follows.
+pub fn head(
+    kind: &Kind,
+    date: &str,
+    bouncefrom: &[u8],
+    bouncehost: &[u8],
+    sender: &[u8],
+    paragraphs: &[u8],
+) -> Vec<u8> {
+    let (to, double) = match kind {
+        Kind::Single { to } => (to, false),
+        Kind::Double { to } => (to, true),
+        Kind::Triple => unreachable!("a triple bounce is never sent"),
+    };
+    let sender = sender.strip_suffix(b"-@[]").unwrap_or(sender);
+    let mut out = Vec::with_capacity(paragraphs.len() + 600);
+    out.extend_from_slice(format!("Date: {date}\nFrom: ").as_bytes());
+    out.extend_from_slice(&quote_local(bouncefrom));
+    out.push(b'@');
+    out.extend_from_slice(bouncehost);
+    out.extend_from_slice(b"\nTo: ");
+    out.extend_from_slice(&quote_address(to));
+    out.extend_from_slice(b"\nSubject: failure notice\n\nHi. This is the qmail-send program at ");
+    out.extend_from_slice(bouncehost);
+    out.extend_from_slice(b".\n");
+    if double {
+        out.extend_from_slice(b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n");
+    } else {
+        out.extend_from_slice(b"I'm afraid I wasn't able to deliver your message to the following addresses.\n");
+        out.extend_from_slice(b"This is a permanent error; I've given up. Sorry it didn't work out.\n\n");
+    }
+    out.extend_from_slice(paragraphs);
+    out.extend_from_slice(if double {
+        &b"--- Below this line is the original bounce.\n\n"[..]
+    } else {
+        &b"--- Below this line is a copy of the message.\n\n"[..]
+    });
+    out.extend_from_slice(b"Return-Path: <");
+    out.extend_from_slice(&quote_address(sender));
+    out.extend_from_slice(b">\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_fold_blank_lines() {
+        assert_eq!(
+            paragraph(b"alice-nosuch@test.example", b"Sorry, no mailbox here by that name. (#5.1.1)\n"),
+            b"<alice-nosuch@test.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+        );
+        assert_eq!(paragraph(b"a@b", b"x\n\ny"), b"<a@b>:\nx\n/y\n\n");
+        assert_eq!(paragraph(b"a@b", b"x\n\n\n"), b"<a@b>:\nx\n/\n\n");
+        assert_eq!(paragraph(b"a@b", b"\nx"), b"<a@b>:\n/x\n\n");
+        assert_eq!(paragraph(b"a@b", b""), b"<a@b>:\n\n");
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(kind(b"#@[]", b"postmaster", b"h"), Kind::Triple);
+        assert_eq!(kind(b"", b"postmaster", b"h"), Kind::Double { to: b"postmaster@h".to_vec() });
+        assert_eq!(kind(b"a@b-@[]", b"postmaster", b"h"), Kind::Single { to: b"a@b".to_vec() });
+    }
+
+    /// The example of send.md §5.2, as a netqmail 1.06 build wrote it.
+    #[test]
+    fn single_bounce_head_is_byte_exact() {
+        let k = kind(b"alice@test.example", b"postmaster", b"test.example");
+        let p = paragraph(b"alice-nosuch@test.example", b"Sorry, no mailbox here by that name. (#5.1.1)\n");
+        let h = head(&k, "24 Nov 2026 10:02:47 -0000", b"MAILER-DAEMON", b"test.example", b"alice@test.example", &p);
+        let want = "Date: 24 Nov 2026 10:02:47 -0000\n\
+From: MAILER-DAEMON@test.example\n\
+To: alice@test.example\n\
+Subject: failure notice\n\
+\n\
+Hi. This is the qmail-send program at test.example.\n\
+I'm afraid I wasn't able to deliver your message to the following addresses.\n\
+This is a permanent error; I've given up. Sorry it didn't work out.\n\
+\n\
+<alice-nosuch@test.example>:\n\
+Sorry, no mailbox here by that name. (#5.1.1)\n\
+\n\
+--- Below this line is a copy of the message.\n\
+\n\
+Return-Path: <alice@test.example>\n";
+        assert_eq!(String::from_utf8(h).unwrap(), want);
+    }
+
+    #[test]
+    fn double_bounce_head() {
+        let k = kind(b"", b"postmaster", b"test.example");
+        let h = head(&k, "d", b"MAILER-DAEMON", b"test.example", b"", b"<x@y>:\nno\n\n");
+        let h = String::from_utf8(h).unwrap();
+        assert!(h.contains("To: postmaster@test.example\n"));
+        assert!(h.contains("the bounce bounced!\n\n<x@y>:\nno\n\n--- Below this line is the original bounce.\n\nReturn-Path: <>\n"));
+    }
+}

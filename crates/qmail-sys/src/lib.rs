@@ -9,6 +9,7 @@
 //! [`prot`] (privilege drop and its verification), [`sig`] (signal dispositions, qmail's `sig_*`).
 #![deny(missing_docs)]
 
+pub mod bugcatch;
 pub mod fd;
 pub mod prot;
 pub mod sig;

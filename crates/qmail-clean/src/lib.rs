@@ -1,0 +1,1 @@
+//! qmail-clean (work in progress).

@@ -1,0 +1,1 @@
+//! qmail-queue (work in progress).

@@ -17,5 +17,6 @@ pub mod ids;
 pub mod qmail;
 pub mod queue;
 pub mod quote;
+pub mod sgetopt;
 pub mod tai64n;
 pub mod trigger;

@@ -1,0 +1,291 @@
+//! qmail-rs's build tasks (the cargo-xtask pattern), doing what qmail's Makefile and `hier.c` did:
+//!
+//! * `install [--users] [--bin-dir DIR] [--root DIR] [--source-dir DIR]
+//!   [--passwd-file F --group-file F [--first-id N]]`: creates qmail's tree (qmail's `make setup`);
+//! * `check [--bin-dir DIR] [--root DIR]`: reports every deviation from the table (`instcheck`);
+//! * `stage DIR`: places the tree under DIR without changing ownership;
+//! * `users [--passwd-file F --group-file F [--first-id N]]`: creates missing accounts and groups;
+//! * `up`: builds a release and installs it with its users;
+//! * `test`: the CI entry point (test.rs).
+//!
+//! Arguments are parsed by hand (no clap, as everywhere in qmail-rs).
+
+pub mod hier;
+pub mod install;
+pub mod test;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace this xtask was built from.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Options shared by the subcommands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Also create qmail's users and groups.
+    pub users: bool,
+    /// Where the compiled programs are.
+    pub bin_dir: Option<PathBuf>,
+    /// qmail's home to install into (default conf-qmail).
+    pub root: Option<PathBuf>,
+    /// Workspace root holding boot/, doc/, man/ and the scripts.
+    pub source_dir: Option<PathBuf>,
+    /// passwd file for the Files users backend.
+    pub passwd_file: Option<PathBuf>,
+    /// group file for the Files users backend.
+    pub group_file: Option<PathBuf>,
+    /// First id handed out by the Files users backend.
+    pub first_id: Option<u32>,
+    /// Positional arguments.
+    pub args: Vec<String>,
+}
+
+/// Parses the options after the subcommand name.
+pub fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or(format!("option {name} needs a value"))
+        };
+        match flag {
+            "--users" => o.users = true,
+            "--bin-dir" => o.bin_dir = Some(value(flag)?.into()),
+            "--root" => o.root = Some(value(flag)?.into()),
+            "--source-dir" => o.source_dir = Some(value(flag)?.into()),
+            "--passwd-file" => o.passwd_file = Some(value(flag)?.into()),
+            "--group-file" => o.group_file = Some(value(flag)?.into()),
+            "--first-id" => {
+                o.first_id = Some(
+                    value(flag)?
+                        .parse()
+                        .map_err(|_| "--first-id needs a number".to_string())?,
+                )
+            }
+            f if f.starts_with("--") => return Err(format!("unknown option {f}")),
+            _ => o.args.push(a.clone()),
+        }
+    }
+    if o.passwd_file.is_some() != o.group_file.is_some() {
+        return Err("--passwd-file and --group-file go together".into());
+    }
+    Ok(o)
+}
+
+const USAGE: &str =
+    "usage: cargo xtask install [--users] [--bin-dir DIR] [--root DIR] [--source-dir DIR]
+                          [--passwd-file FILE --group-file FILE [--first-id N]]
+       cargo xtask check [--bin-dir DIR] [--root DIR]
+       cargo xtask stage DIR [--bin-dir DIR]
+       cargo xtask users [--passwd-file FILE --group-file FILE [--first-id N]]
+       cargo xtask up
+       cargo xtask test";
+
+/// Runs one subcommand; returns the process exit code.
+pub fn run(args: &[String]) -> i32 {
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return 100;
+    };
+    let opts = match parse_options(rest) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("xtask {cmd}: fatal: {e}\n{USAGE}");
+            return 100;
+        }
+    };
+    let result = match cmd.as_str() {
+        "install" => cmd_install(&opts, install::Ownership::Set),
+        "stage" => match opts.args.first() {
+            Some(dir) => cmd_install(
+                &Options {
+                    root: Some(dir.into()),
+                    users: false,
+                    ..opts.clone()
+                },
+                install::Ownership::Skip,
+            ),
+            None => Err("stage needs a directory".into()),
+        },
+        "check" => cmd_check(&opts),
+        "users" => cmd_users(&opts),
+        "up" => cmd_up(&opts),
+        "test" => return test::run(&workspace_root()),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return 0;
+        }
+        other => Err(format!("unknown command {other}\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask {cmd}: fatal: {e}");
+            111
+        }
+    }
+}
+
+fn sources(o: &Options) -> hier::Sources {
+    let tree = o.source_dir.clone().unwrap_or_else(workspace_root);
+    let bin_dir = o.bin_dir.clone().unwrap_or_else(|| default_bin_dir(&tree));
+    hier::Sources { bin_dir, tree }
+}
+
+/// target/release if it holds any qmail program, else target/debug.
+fn default_bin_dir(tree: &Path) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tree.join("target"));
+    let release = target.join("release");
+    if hier::programs()
+        .iter()
+        .any(|(p, _, _)| release.join(p).is_file())
+    {
+        release
+    } else {
+        target.join("debug")
+    }
+}
+
+fn home(o: &Options) -> PathBuf {
+    o.root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(qmail_core::conf::HOME))
+}
+
+fn users_backend(o: &Options) -> users::Backend {
+    match (&o.passwd_file, &o.group_file) {
+        (Some(p), Some(g)) => users::Backend::Files {
+            passwd: p.clone(),
+            group: g.clone(),
+            first_id: o.first_id.unwrap_or(7790),
+        },
+        _ => users::Backend::System,
+    }
+}
+
+fn cmd_users(o: &Options) -> Result<i32, String> {
+    for line in users::ensure(&users_backend(o))? {
+        eprintln!("xtask users: {line}");
+    }
+    Ok(0)
+}
+
+fn cmd_install(o: &Options, own: install::Ownership) -> Result<i32, String> {
+    if o.users {
+        cmd_users(o)?;
+    }
+    let src = sources(o);
+    let home = home(o);
+    let entries = hier::hier(&src.tree);
+    let ids = match own {
+        install::Ownership::Set => Some(install::Ids::resolve(&entries)?),
+        install::Ownership::Skip => None,
+    };
+    eprintln!(
+        "xtask install: {} from {}",
+        home.display(),
+        src.bin_dir.display()
+    );
+    let report = install::install(&home, &entries, &src, own, ids.as_ref())?;
+    for p in &report.not_built {
+        eprintln!("xtask install: {p}: not built yet");
+    }
+    Ok(0)
+}
+
+fn cmd_check(o: &Options) -> Result<i32, String> {
+    let src = sources(o);
+    let entries = hier::hier(&src.tree);
+    let ids = install::Ids::resolve(&entries)?;
+    let report = install::check(&home(o), &entries, &src, &ids);
+    for p in &report.not_built {
+        eprintln!("xtask check: {p}: not built yet");
+    }
+    for d in &report.deviations {
+        eprintln!("xtask check: warning: {d}");
+    }
+    Ok(if report.deviations.is_empty() { 0 } else { 111 })
+}
+
+fn cmd_up(o: &Options) -> Result<i32, String> {
+    let root = o.source_dir.clone().unwrap_or_else(workspace_root);
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args(["build", "--release", "--workspace", "--bins"])
+            .status()
+            .map_err(|e| format!("unable to run cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let opts = Options {
+        users: true,
+        bin_dir: Some(target.join("release")),
+        source_dir: Some(root),
+        ..o.clone()
+    };
+    cmd_install(&opts, install::Ownership::Set)?;
+    eprintln!(
+        "xtask up: installed; rc, services and the sendmail links come with the operations work"
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn options() {
+        let o = parse_options(&s(&["--users", "--bin-dir", "/b", "--root=/r", "x"])).unwrap();
+        assert!(o.users);
+        assert_eq!(o.bin_dir, Some("/b".into()));
+        assert_eq!(o.root, Some("/r".into()));
+        assert_eq!(o.args, s(&["x"]));
+        let o = parse_options(&s(&[
+            "--passwd-file",
+            "p",
+            "--group-file",
+            "g",
+            "--first-id",
+            "9",
+        ]))
+        .unwrap();
+        assert_eq!(o.first_id, Some(9));
+        let bad: &[&[&str]] = &[
+            &["--bin-dir"],
+            &["--nope"],
+            &["--first-id", "x"],
+            &["--passwd-file", "p"],
+        ];
+        for b in bad {
+            assert!(parse_options(&s(b)).is_err(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_command_is_an_error() {
+        assert_eq!(run(&s(&["frobnicate"])), 111);
+        assert_eq!(run(&[]), 100);
+    }
+}

@@ -1,0 +1,230 @@
+//! `cargo xtask test`: installs the Debian packages the system tests drive (when root), builds
+//! every program, runs the unit and system tests, and prints a summary. `.ci/run` calls it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// (command the tests run, Debian package providing it).
+pub const TOOLS: &[(&str, &str)] = &[
+    ("svscan", "daemontools"),
+    ("tcpserver", "ucspi-tcp"),
+    ("cdb", "tinycdb"),
+    ("swaks", "swaks"),
+    ("curl", "curl"),
+    ("python3", "python3"),
+];
+
+/// True if `name` is an executable in one of the system's binary directories.
+pub fn have_command(name: &str) -> bool {
+    ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(name).is_file())
+}
+
+/// The Debian packages whose commands are missing.
+pub fn missing_packages() -> Vec<&'static str> {
+    TOOLS
+        .iter()
+        .filter(|(cmd, _)| !have_command(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect()
+}
+
+fn step(name: &str, cmd: &mut Command, summary: &mut Vec<String>) -> bool {
+    eprintln!("==> {name}: {cmd:?}");
+    let t = Instant::now();
+    let ok = cmd.status().map(|s| s.success()).unwrap_or_else(|e| {
+        eprintln!("xtask test: unable to run {cmd:?}: {e}");
+        false
+    });
+    summary.push(format!(
+        "{:<40} {} ({:.0?})",
+        name,
+        if ok { "ok" } else { "FAILED" },
+        t.elapsed()
+    ));
+    ok
+}
+
+/// Collected from cargo test's output: result lines and loud skips.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Tests passed, failed, ignored (summed over all test binaries).
+    pub passed: u64,
+    /// Failed tests.
+    pub failed: u64,
+    /// Ignored tests.
+    pub ignored: u64,
+    /// `SKIPPED` lines printed by system tests.
+    pub skipped: Vec<String>,
+}
+
+impl Tally {
+    /// Takes one line of cargo test output into account.
+    pub fn line(&mut self, line: &str) {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.ignored += n,
+                    _ => {}
+                }
+            }
+        } else if line.contains("SKIPPED") {
+            self.skipped.push(line.trim().to_string());
+        }
+    }
+}
+
+/// Runs cargo test, echoing its output and tallying it.
+fn cargo_test(root: &Path, bin_dir: &Path, tally: &mut Tally) -> bool {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(root)
+        .args(["test", "--workspace"])
+        .env("QMAIL_BIN_DIR", bin_dir);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    eprintln!("==> unit and system tests: {cmd:?}");
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtask test: unable to run cargo test: {e}");
+            return false;
+        }
+    };
+    let err = child.stderr.take().map(|e| {
+        std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(e).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.push(line);
+            }
+            lines
+        })
+    });
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = writeln!(stdout, "{line}");
+            tally.line(&line);
+        }
+    }
+    if let Some(lines) = err.and_then(|h| h.join().ok()) {
+        for line in lines {
+            tally.line(&line);
+        }
+    }
+    child.wait().map(|s| s.success()).unwrap_or(false)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// The whole `cargo xtask test` run; returns the exit code.
+pub fn run(root: &Path) -> i32 {
+    let started = Instant::now();
+    let mut summary = Vec::new();
+    let mut ok = true;
+    let is_root = nix::unistd::geteuid().is_root();
+    let missing = missing_packages();
+    if is_root && !missing.is_empty() {
+        let env = [("DEBIAN_FRONTEND", "noninteractive")];
+        ok &= step(
+            "apt-get update",
+            Command::new("apt-get").arg("update").envs(env),
+            &mut summary,
+        );
+        ok &= step(
+            "apt-get install",
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(&missing)
+                .envs(env),
+            &mut summary,
+        );
+    } else if !missing.is_empty() {
+        eprintln!(
+            "xtask test: warning: not root, cannot install {}",
+            missing.join(" ")
+        );
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| root.join("target"));
+    let bin_dir = target.join("debug");
+    if ok {
+        ok &= step(
+            "build",
+            Command::new(cargo())
+                .current_dir(root)
+                .args(["build", "--workspace", "--bins"]),
+            &mut summary,
+        );
+    }
+    let mut tally = Tally::default();
+    if ok {
+        let t = Instant::now();
+        let passed = cargo_test(root, &bin_dir, &mut tally);
+        summary.push(format!(
+            "{:<40} {} ({:.0?})",
+            "tests",
+            if passed { "ok" } else { "FAILED" },
+            t.elapsed()
+        ));
+        ok &= passed;
+    }
+    eprintln!("\n==== xtask test summary ====");
+    for line in &summary {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "tests: {} passed, {} failed, {} ignored",
+        tally.passed, tally.failed, tally.ignored
+    );
+    for s in &tally.skipped {
+        eprintln!("  {s}");
+    }
+    eprintln!(
+        "{} in {:.0?}",
+        if ok { "PASSED" } else { "FAILED" },
+        started.elapsed()
+    );
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_reads_libtest_lines() {
+        let mut t = Tally::default();
+        let lines = [
+            "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+            "running 3 tests",
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.20s",
+            "SKIPPED (needs root): install_tree",
+            "test result: garbage",
+        ];
+        for l in lines {
+            t.line(l);
+        }
+        assert_eq!((t.passed, t.failed, t.ignored), (14, 1, 1));
+        assert_eq!(
+            t.skipped,
+            vec!["SKIPPED (needs root): install_tree".to_string()]
+        );
+    }
+}

@@ -235,8 +235,8 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     Exit::Queued
 }
 
-/// The start-up work of the real program, in qmail-queue.c's order (STYLE.md 15): signals,
-/// umask, the death alarm, chdir into the queue, and the run-time account lookups.
+/// The start-up work of the real program (STYLE.md 15): signals, umask, the death alarm, an empty
+/// environment, chdir into the queue, and the run-time account lookups.
 /// Returns the job to run against `.`, or the exit status to leave with.
 pub fn setup() -> Result<Job, Exit> {
     use nix::sys::signal::Signal;
@@ -255,6 +255,10 @@ pub fn setup() -> Result<Job, Exit> {
     qmail_sys::bugcatch::catch(Exit::Bug.code()).map_err(|_| Exit::Bug)?;
     nix::unistd::alarm::set(DEATH);
 
+    // qmail-queue reads no environment; a setuid program keeps none of its caller's.
+    for (name, _) in std::env::vars_os() {
+        std::env::remove_var(name);
+    }
     std::env::set_current_dir(qmail_core::conf::HOME).map_err(|_| Exit::Home)?;
     std::env::set_current_dir("queue").map_err(|_| Exit::QueueDir)?;
     let uid_of = |name: &str| match qmail_core::ids::user(name) {

@@ -1,1 +1,6 @@
-//! placeholder
+//! System tests: the freshly built qmail-rs installed into private sandboxes (qmail-testkit) and
+//! run as a real qmail. One module per program or scenario. Run as root; as non-root each test
+//! prints a loud SKIPPED line (and fails when QMAIL_REQUIRE_SYSTEM_TESTS=1, as in CI).
+
+mod install_tree;
+mod newu_cdb;

@@ -52,11 +52,22 @@ pub fn parse(argv: Vec<OsString>) -> Option<Args> {
         }
     }
     let rest: Vec<Vec<u8>> = args.collect();
-    let [user, homedir, local, dash, ext, domain, sender, default_delivery]: [Vec<u8>; 8] = rest.try_into().ok()?;
+    let [user, homedir, local, dash, ext, domain, sender, default_delivery]: [Vec<u8>; 8] =
+        rest.try_into().ok()?;
     if homedir.first() != Some(&b'/') {
         return None;
     }
-    Some(Args { doit, user, homedir, local, dash, ext, domain, sender, default_delivery })
+    Some(Args {
+        doit,
+        user,
+        homedir,
+        local,
+        dash,
+        ext,
+        domain,
+        sender,
+        default_delivery,
+    })
 }
 
 #[cfg(test)]
@@ -64,10 +75,22 @@ mod tests {
     use super::*;
 
     fn argv(words: &[&str]) -> Vec<OsString> {
-        std::iter::once("qmail-local").chain(words.iter().copied()).map(OsString::from).collect()
+        std::iter::once("qmail-local")
+            .chain(words.iter().copied())
+            .map(OsString::from)
+            .collect()
     }
 
-    const EIGHT: [&str; 8] = ["joe", "/home/joe", "joe-x", "-", "x", "example.org", "a@b", "./Mailbox\n"];
+    const EIGHT: [&str; 8] = [
+        "joe",
+        "/home/joe",
+        "joe-x",
+        "-",
+        "x",
+        "example.org",
+        "a@b",
+        "./Mailbox\n",
+    ];
 
     #[test]
     fn table() {
@@ -89,7 +112,10 @@ mod tests {
         let bad = |w: &[&str]| assert_eq!(parse(argv(w)), None, "{w:?}");
         bad(&[]);
         bad(&EIGHT[..7]);
-        bad(&["-x", "--", EIGHT[0], EIGHT[1], EIGHT[2], EIGHT[3], EIGHT[4], EIGHT[5], EIGHT[6], EIGHT[7]]);
+        bad(&[
+            "-x", "--", EIGHT[0], EIGHT[1], EIGHT[2], EIGHT[3], EIGHT[4], EIGHT[5], EIGHT[6],
+            EIGHT[7],
+        ]);
         let mut nine = EIGHT.to_vec();
         nine.push("extra");
         bad(&nine);
@@ -106,6 +132,11 @@ mod tests {
         assert_eq!((a.dash.len(), a.ext.len(), a.sender.len()), (0, 0, 0));
         assert_eq!(a.default_delivery, b"-");
         // A lone "-" ends the options and is the first argument.
-        assert_eq!(parse(argv(&["-", "/h", "u", "", "", "d", "", "x"])).unwrap().user, b"-");
+        assert_eq!(
+            parse(argv(&["-", "/h", "u", "", "", "d", "", "x"]))
+                .unwrap()
+                .user,
+            b"-"
+        );
     }
 }

@@ -12,7 +12,9 @@ use std::io::{self, BufRead};
 pub fn has_line(message: &mut impl BufRead, dtline: &[u8]) -> io::Result<bool> {
     let max = dtline.len().max(1);
     loop {
-        let Some(line) = read_line(message, b'\n', max)? else { return Ok(false) };
+        let Some(line) = read_line(message, b'\n', max)? else {
+            return Ok(false);
+        };
         if line.complete {
             if line.bytes == b"\n" {
                 return Ok(false);
@@ -67,7 +69,8 @@ mod tests {
 
     #[test]
     fn every_cut() {
-        let msg = b"A: b\nX-Long: ccccccccccccccccccccccccccccccccccc\nDelivered-To: joe@x.org\n\nbody";
+        let msg =
+            b"A: b\nX-Long: ccccccccccccccccccccccccccccccccccc\nDelivered-To: joe@x.org\n\nbody";
         let at = msg.windows(DT.len()).position(|w| w == DT).unwrap();
         for cut in 0..=msg.len() {
             let got = has_line(&mut io::Cursor::new(&msg[..cut]), DT).unwrap();

@@ -54,7 +54,10 @@ pub fn rewind(message: &mut Option<File>) -> Result<&mut File, Die> {
 
 /// `Unable to read message: <error>. (#4.3.0)`
 pub fn read_error(e: &io::Error) -> Die {
-    Die::temp(format!("Unable to read message: {}. (#4.3.0)", error_str(e)))
+    Die::temp(format!(
+        "Unable to read message: {}. (#4.3.0)",
+        error_str(e)
+    ))
 }
 
 fn fork_error(e: &io::Error) -> Die {
@@ -82,7 +85,11 @@ fn flush_output() {
 pub fn program(message: &mut Option<File>, command: &[u8], env: &[CString]) -> Result<bool, Die> {
     rewind(message)?;
     let sh: &CStr = c"/bin/sh";
-    let argv = [sh.to_owned(), c"-c".to_owned(), CString::new(command).map_err(|_| Die::temp(msg::OUT_OF_MEMORY))?];
+    let argv = [
+        sh.to_owned(),
+        c"-c".to_owned(),
+        CString::new(command).map_err(|_| Die::temp(msg::OUT_OF_MEMORY))?,
+    ];
     flush_output();
     let pid = qmail_sys::spawn::fork_then(|| {
         let _ = qmail_sys::sig::default(Signal::SIGPIPE);
@@ -90,7 +97,11 @@ pub fn program(message: &mut Option<File>, command: &[u8], env: &[CString]) -> R
             Ok(never) => match never {},
             Err(e) => e as i32,
         };
-        let _ = writeln!(io::stderr(), "Unable to run /bin/sh: {}. (#4.3.0)", errno_str(errno));
+        let _ = writeln!(
+            io::stderr(),
+            "Unable to run /bin/sh: {}. (#4.3.0)",
+            errno_str(errno)
+        );
         111
     })
     .map_err(|e| fork_error(&e))?;
@@ -135,7 +146,13 @@ pub fn mbox(message: &mut Option<File>, path: &[u8], head: &[u8]) -> Result<(), 
         text.extend_from_slice(format!(": {}. ({code})", error_str(e)).as_bytes());
         Die::temp(text)
     };
-    deliver(Path::new(OsStr::from_bytes(path)), head, msg_file, LOCK_WAIT).map_err(|e| match e {
+    deliver(
+        Path::new(OsStr::from_bytes(path)),
+        head,
+        msg_file,
+        LOCK_WAIT,
+    )
+    .map_err(|e| match e {
         MboxError::Open(e) => err("open", &e, "#4.2.1"),
         MboxError::LockTimeout => Die::temp(msg::LOCKED),
         MboxError::Read(e) => read_error(&e),
@@ -145,7 +162,12 @@ pub fn mbox(message: &mut Option<File>, path: &[u8], head: &[u8]) -> Result<(), 
 
 /// Sends the message, with `dtline` in front, to all `recipients` as one new message from
 /// `sender`. Returns qmail-queue's pid (the `qp`).
-pub fn forward(message: &mut Option<File>, dtline: &[u8], sender: &[u8], recipients: &[Vec<u8>]) -> Result<u32, Die> {
+pub fn forward(
+    message: &mut Option<File>,
+    dtline: &[u8],
+    sender: &[u8],
+    recipients: &[Vec<u8>],
+) -> Result<u32, Die> {
     let msg_file = rewind(message)?;
     let mut qq = qmail_core::qmail::Injection::start().map_err(|e| fork_error(&e))?;
     let qp = qq.pid();
@@ -166,7 +188,11 @@ pub fn forward(message: &mut Option<File>, dtline: &[u8], sender: &[u8], recipie
         Ok(()) => Ok(qp),
         Err(f) => {
             let text = format!("Unable to forward message: {}.", f.text());
-            Err(if f.is_permanent() { Die::perm(text) } else { Die::temp(text) })
+            Err(if f.is_permanent() {
+                Die::perm(text)
+            } else {
+                Die::temp(text)
+            })
         }
     }
 }

@@ -33,7 +33,10 @@ fn c_string(bytes: &[u8]) -> Vec<u8> {
 
 /// Classifies one line (without its newline).
 pub fn classify(line: &[u8]) -> Instruction {
-    let end = line.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(0, |i| i + 1);
+    let end = line
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(0, |i| i + 1);
     let line = &line[..end];
     match line.first() {
         None | Some(0) => Instruction::Blank,
@@ -52,8 +55,11 @@ pub fn classify(line: &[u8]) -> Instruction {
 /// (then the execute bit no longer counts), always ending in a newline. Returns the text and whether
 /// the forward-only rule still applies.
 pub fn effective(contents: &[u8], forward_only: bool, default_delivery: &[u8]) -> (Vec<u8>, bool) {
-    let (mut text, forward_only) =
-        if contents.is_empty() { (default_delivery.to_vec(), false) } else { (contents.to_vec(), forward_only) };
+    let (mut text, forward_only) = if contents.is_empty() {
+        (default_delivery.to_vec(), false)
+    } else {
+        (contents.to_vec(), forward_only)
+    };
     if text.last() != Some(&b'\n') {
         text.push(b'\n');
     }
@@ -68,7 +74,10 @@ pub fn parse(contents: &[u8]) -> Vec<(Vec<u8>, Instruction)> {
     lines
         .into_iter()
         .map(|l| {
-            let end = l.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(0, |i| i + 1);
+            let end = l
+                .iter()
+                .rposition(|&c| c != b' ' && c != b'\t')
+                .map_or(0, |i| i + 1);
             (l[..end].to_vec(), classify(l))
         })
         .collect()
@@ -125,9 +134,15 @@ mod tests {
 
     #[test]
     fn effective_contents() {
-        assert_eq!(effective(b"", true, b"./Mailbox"), (b"./Mailbox\n".to_vec(), false));
+        assert_eq!(
+            effective(b"", true, b"./Mailbox"),
+            (b"./Mailbox\n".to_vec(), false)
+        );
         assert_eq!(effective(b"", false, b""), (b"\n".to_vec(), false));
-        assert_eq!(effective(b"&a", true, b"./Mailbox"), (b"&a\n".to_vec(), true));
+        assert_eq!(
+            effective(b"&a", true, b"./Mailbox"),
+            (b"&a\n".to_vec(), true)
+        );
         assert_eq!(effective(b"&a\n", false, b"x"), (b"&a\n".to_vec(), false));
     }
 
@@ -135,7 +150,16 @@ mod tests {
     fn parse_lines() {
         let got = parse(b"# c\n\n./M/\n|x \n&y\n");
         let kinds: Vec<Instruction> = got.iter().map(|(_, i)| i.clone()).collect();
-        assert_eq!(kinds, [Comment, Blank, Maildir(b"./M/".to_vec()), Program(b"x".to_vec()), Forward(b"y".to_vec())]);
+        assert_eq!(
+            kinds,
+            [
+                Comment,
+                Blank,
+                Maildir(b"./M/".to_vec()),
+                Program(b"x".to_vec()),
+                Forward(b"y".to_vec())
+            ]
+        );
         assert_eq!(got[3].0, b"|x");
         assert!(parse(b"\n")[0].1 == Blank);
         assert_eq!(parse(b"").len(), 0);

@@ -51,7 +51,11 @@ impl Delivery<'_> {
     /// `Return-Path: <sender>\n`, the sender's local part quoted as RFC 822 requires, newlines
     /// shown as `_` (`$RPLINE`).
     pub fn rpline(&self) -> Vec<u8> {
-        let mut line = [&b"Return-Path: <"[..], &qmail_core::quote::quote_address(self.sender)].concat();
+        let mut line = [
+            &b"Return-Path: <"[..],
+            &qmail_core::quote::quote_address(self.sender),
+        ]
+        .concat();
         newlines_to_underscores(&mut line);
         line.extend_from_slice(b">\n");
         line
@@ -127,7 +131,13 @@ pub fn host_parts(host: &[u8]) -> [&[u8]; 3] {
 /// `NEWSENDER` (dot-qmail(5), mailing-list owners): the sender, or when it is neither empty nor
 /// `#@[]` and an owner file exists, `local-owner@domain`, or the VERP form `local-owner-@domain-@[]`
 /// when `-owner-default` exists too.
-pub fn newsender(sender: &[u8], local: &[u8], domain: &[u8], owner: bool, owner_default: bool) -> Vec<u8> {
+pub fn newsender(
+    sender: &[u8],
+    local: &[u8],
+    domain: &[u8],
+    owner: bool,
+    owner_default: bool,
+) -> Vec<u8> {
     if sender.is_empty() || sender == b"#@[]" || !owner {
         return sender.to_vec();
     }
@@ -141,14 +151,23 @@ pub fn newsender(sender: &[u8], local: &[u8], domain: &[u8], owner: bool, owner_
 /// The environment of a program delivery: the inherited variables, with those qmail-local sets
 /// replaced, then the added ones. Entries that cannot be C strings (impossible for values taken
 /// from arguments) are left out.
-pub fn merge(inherited: impl IntoIterator<Item = (OsString, OsString)>, added: &[(&str, Vec<u8>)]) -> Vec<CString> {
+pub fn merge(
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+    added: &[(&str, Vec<u8>)],
+) -> Vec<CString> {
     let mut env: Vec<Vec<u8>> = inherited
         .into_iter()
-        .filter(|(k, _)| !added.iter().any(|(name, _)| k.as_encoded_bytes() == name.as_bytes()))
+        .filter(|(k, _)| {
+            !added
+                .iter()
+                .any(|(name, _)| k.as_encoded_bytes() == name.as_bytes())
+        })
         .map(|(k, v)| [k.into_vec(), b"=".to_vec(), v.into_vec()].concat())
         .collect();
     env.extend(added.iter().map(|(k, v)| [k.as_bytes(), b"=", v].concat()));
-    env.into_iter().filter_map(|e| CString::new(e).ok()).collect()
+    env.into_iter()
+        .filter_map(|e| CString::new(e).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -172,15 +191,31 @@ mod tests {
         let d = joe();
         assert_eq!(d.dtline(), b"Delivered-To: joe-list-a-b@mx.example.org\n");
         assert_eq!(d.rpline(), b"Return-Path: <bob@example.net>\n");
-        assert_eq!(d.ufline(), b"From bob@example.net Tue Nov 24 10:02:47 2026\n");
-        let odd = Delivery { local: b"a\nb", sender: b"x y\n@z", ..joe() };
+        assert_eq!(
+            d.ufline(),
+            b"From bob@example.net Tue Nov 24 10:02:47 2026\n"
+        );
+        let odd = Delivery {
+            local: b"a\nb",
+            sender: b"x y\n@z",
+            ..joe()
+        };
         assert_eq!(odd.dtline(), b"Delivered-To: a_b@mx.example.org\n");
         assert_eq!(odd.rpline(), b"Return-Path: <\"x y\\_\"@z>\n");
         assert_eq!(odd.ufline(), b"From x-y-@z Tue Nov 24 10:02:47 2026\n");
-        let bounce = Delivery { sender: b"", ..joe() };
+        let bounce = Delivery {
+            sender: b"",
+            ..joe()
+        };
         assert_eq!(bounce.rpline(), b"Return-Path: <>\n");
-        assert_eq!(bounce.ufline(), b"From MAILER-DAEMON Tue Nov 24 10:02:47 2026\n");
-        let dsender = Delivery { sender: b"#@[]", ..joe() };
+        assert_eq!(
+            bounce.ufline(),
+            b"From MAILER-DAEMON Tue Nov 24 10:02:47 2026\n"
+        );
+        let dsender = Delivery {
+            sender: b"#@[]",
+            ..joe()
+        };
         assert_eq!(dsender.rpline(), b"Return-Path: <#@[]>\n");
     }
 
@@ -209,7 +244,12 @@ mod tests {
             (b"x.", [b"x", b"x", b"x"]),
             (b".x", [b"", b"", b""]),
         ] {
-            assert_eq!(host_parts(host), want, "{:?}", String::from_utf8_lossy(host));
+            assert_eq!(
+                host_parts(host),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(host)
+            );
         }
     }
 
@@ -237,11 +277,32 @@ mod tests {
         assert_eq!(
             names,
             [
-                "HOST", "HOME", "USER", "LOCAL", "RECIPIENT", "DTLINE", "SENDER", "RPLINE", "UFLINE", "EXT", "EXT2",
-                "EXT3", "EXT4", "HOST2", "HOST3", "HOST4", "DEFAULT", "NEWSENDER"
+                "HOST",
+                "HOME",
+                "USER",
+                "LOCAL",
+                "RECIPIENT",
+                "DTLINE",
+                "SENDER",
+                "RPLINE",
+                "UFLINE",
+                "EXT",
+                "EXT2",
+                "EXT3",
+                "EXT4",
+                "HOST2",
+                "HOST3",
+                "HOST4",
+                "DEFAULT",
+                "NEWSENDER"
             ]
         );
-        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).unwrap();
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
         assert_eq!(get("RECIPIENT"), b"joe-list-a-b@mx.example.org");
         assert_eq!(get("EXT2"), b"a-b");
         assert_eq!(get("HOST3"), b"mx");
@@ -255,8 +316,19 @@ mod tests {
             (OsString::from("HOME"), OsString::from("/old")),
             (OsString::from("DEFAULT"), OsString::from("stale")),
         ];
-        let env = merge(inherited, &[("HOME", b"/home/joe".to_vec()), ("EXT", b"".to_vec())]);
+        let env = merge(
+            inherited,
+            &[("HOME", b"/home/joe".to_vec()), ("EXT", b"".to_vec())],
+        );
         let env: Vec<&[u8]> = env.iter().map(|c| c.as_bytes()).collect();
-        assert_eq!(env, [&b"PATH=/bin"[..], b"DEFAULT=stale", b"HOME=/home/joe", b"EXT="]);
+        assert_eq!(
+            env,
+            [
+                &b"PATH=/bin"[..],
+                b"DEFAULT=stale",
+                b"HOME=/home/joe",
+                b"EXT="
+            ]
+        );
     }
 }

@@ -45,11 +45,13 @@ pub mod msg {
     /// The home directory has a conf-patrn bit.
     pub const HOME_WRITABLE: &str = "Uh-oh: home directory is writable. (#4.7.0)";
     /// The home directory is sticky (delivering).
-    pub const HOME_STICKY: &str = "Home directory is sticky: user is editing his .qmail file. (#4.2.1)";
+    pub const HOME_STICKY: &str =
+        "Home directory is sticky: user is editing his .qmail file. (#4.2.1)";
     /// The home directory is sticky (`-n`).
     pub const WARN_STICKY: &str = "Warning: home directory is sticky.";
     /// The message already has this delivery's Delivered-To line.
-    pub const LOOPING: &str = "This message is looping: it already has my Delivered-To line. (#5.4.6)";
+    pub const LOOPING: &str =
+        "This message is looping: it already has my Delivered-To line. (#5.4.6)";
     /// No .qmail file for an address with an extension.
     pub const NO_MAILBOX: &str = "Sorry, no mailbox here by that name. (#5.1.1)";
     /// The .qmail file starts with an empty line.
@@ -104,15 +106,24 @@ pub struct Die {
 impl Die {
     /// A temporary failure (111).
     pub fn temp(text: impl Into<Vec<u8>>) -> Self {
-        Die { code: Exit::Temporary as i32, text: text.into() }
+        Die {
+            code: Exit::Temporary as i32,
+            text: text.into(),
+        }
     }
     /// A permanent failure (100).
     pub fn perm(text: impl Into<Vec<u8>>) -> Self {
-        Die { code: Exit::Permanent as i32, text: text.into() }
+        Die {
+            code: Exit::Permanent as i32,
+            text: text.into(),
+        }
     }
     /// An exit with `code` and no text of qmail-local's own.
     pub fn silent(code: i32) -> Self {
-        Die { code, text: Vec::new() }
+        Die {
+            code,
+            text: Vec::new(),
+        }
     }
 }
 
@@ -153,7 +164,10 @@ fn complain(bytes: &[u8]) {
 /// Home directory checks (qmail-local.c's `checkhome`), on the current directory.
 fn check_home(doit: bool) -> Result<(), Die> {
     let meta = std::fs::metadata(".").map_err(|e| {
-        Die::temp(format!("Unable to stat home directory: {}. (#4.3.0)", qmail_core::error_str::error_str(&e)))
+        Die::temp(format!(
+            "Unable to stat home directory: {}. (#4.3.0)",
+            qmail_core::error_str::error_str(&e)
+        ))
     })?;
     let mode = meta.permissions().mode();
     if mode & qmail_core::conf::PATRN != 0 {
@@ -174,7 +188,9 @@ fn local(a: &args::Args, mut message: Option<File>) -> Result<Summary, Die> {
     std::env::set_current_dir(home).map_err(|e| {
         let mut t = b"Unable to switch to ".to_vec();
         t.extend_from_slice(&a.homedir);
-        t.extend_from_slice(format!(": {}. (#4.3.0)", qmail_core::error_str::error_str(&e)).as_bytes());
+        t.extend_from_slice(
+            format!(": {}. (#4.3.0)", qmail_core::error_str::error_str(&e)).as_bytes(),
+        );
         Die::temp(t)
     })?;
     check_home(a.doit)?;
@@ -190,7 +206,9 @@ fn local(a: &args::Args, mut message: Option<File>) -> Result<Summary, Die> {
     let dtline = d.dtline();
     if a.doit {
         let m = deliver::rewind(&mut message)?;
-        if bouncexf::has_line(&mut BufReader::new(m), &dtline).map_err(|e| deliver::read_error(&e))? {
+        if bouncexf::has_line(&mut BufReader::new(m), &dtline)
+            .map_err(|e| deliver::read_error(&e))?
+        {
             return Err(Die::perm(msg::LOOPING));
         }
     }
@@ -209,8 +227,11 @@ fn local(a: &args::Args, mut message: Option<File>) -> Result<Summary, Die> {
         Some(f) => qmesearch::read(f)?,
         None => Vec::new(),
     };
-    let (text, mut forward_only) =
-        dotqmail::effective(&contents, found.as_ref().is_some_and(|f| f.forward_only), &a.default_delivery);
+    let (text, mut forward_only) = dotqmail::effective(
+        &contents,
+        found.as_ref().is_some_and(|f| f.forward_only),
+        &a.default_delivery,
+    );
     let default = found.as_ref().and_then(|f| f.default.as_deref());
     let env = environ::merge(std::env::vars_os(), &d.vars(default, &newsender));
     let head_rp_dt = [d.rpline(), dtline.clone()].concat();
@@ -223,7 +244,9 @@ fn local(a: &args::Args, mut message: Option<File>) -> Result<Summary, Die> {
             Instruction::Blank if index == 0 => return Err(Die::temp(msg::FIRST_BLANK)),
             Instruction::Blank | Instruction::Comment | Instruction::Ignored => {}
             Instruction::ListMode => forward_only = true,
-            Instruction::Mbox(_) | Instruction::Maildir(_) if forward_only => return Err(Die::temp(msg::FILE_X)),
+            Instruction::Mbox(_) | Instruction::Maildir(_) if forward_only => {
+                return Err(Die::temp(msg::FILE_X))
+            }
             Instruction::Maildir(path) => {
                 summary.files += 1;
                 if a.doit {
@@ -254,14 +277,23 @@ fn local(a: &args::Args, mut message: Option<File>) -> Result<Summary, Die> {
                 if a.doit {
                     recipients.push(address);
                 } else {
-                    let shown = if line.first() == Some(&b'&') { &line[1..] } else { &line[..] };
+                    let shown = if line.first() == Some(&b'&') {
+                        &line[1..]
+                    } else {
+                        &line[..]
+                    };
                     say(&[&b"forward "[..], shown, b"\n"].concat());
                 }
             }
         }
     }
     if a.doit && !recipients.is_empty() {
-        summary.qp = Some(deliver::forward(&mut message, &dtline, &newsender, &recipients)?);
+        summary.qp = Some(deliver::forward(
+            &mut message,
+            &dtline,
+            &newsender,
+            &recipients,
+        )?);
     }
     Ok(summary)
 }
@@ -296,7 +328,12 @@ mod tests {
     #[test]
     fn summary_lines() {
         assert_eq!(Summary::default().report(), "did 0+0+0\n");
-        let s = Summary { files: 1, forwards: 2, programs: 3, qp: Some(4242) };
+        let s = Summary {
+            files: 1,
+            forwards: 2,
+            programs: 3,
+            qp: Some(4242),
+        };
         assert_eq!(s.report(), "did 1+2+3\nqp 4242\n");
     }
 

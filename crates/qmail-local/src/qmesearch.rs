@@ -19,7 +19,15 @@ pub const QMAIL_FILE_MAX: u64 = 16 << 20;
 
 /// The extension as used in file names: ASCII lowercase, every `.` replaced by `:`.
 pub fn safe_ext(ext: &[u8]) -> Vec<u8> {
-    ext.iter().map(|&c| if c == b'.' { b':' } else { c.to_ascii_lowercase() }).collect()
+    ext.iter()
+        .map(|&c| {
+            if c == b'.' {
+                b':'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 /// One file name to try, and the value of `$DEFAULT` if it is the one chosen.
@@ -36,11 +44,18 @@ pub fn candidates(dash: &[u8], ext: &[u8]) -> Vec<Candidate> {
     let safe = safe_ext(ext);
     let base = [&b".qmail"[..], dash].concat();
     let mut out = Vec::new();
-    let exact_default = (safe.len() >= 7 && safe.ends_with(b"default")).then(|| ext[safe.len() - 7..].to_vec());
-    out.push(Candidate { name: [&base[..], &safe].concat(), default: exact_default });
+    let exact_default =
+        (safe.len() >= 7 && safe.ends_with(b"default")).then(|| ext[safe.len() - 7..].to_vec());
+    out.push(Candidate {
+        name: [&base[..], &safe].concat(),
+        default: exact_default,
+    });
     for i in (0..=safe.len()).rev() {
         if i == 0 || safe[i - 1] == b'-' {
-            out.push(Candidate { name: [&base[..], &safe[..i], b"default"].concat(), default: Some(ext[i..].to_vec()) });
+            out.push(Candidate {
+                name: [&base[..], &safe[..i], b"default"].concat(),
+                default: Some(ext[i..].to_vec()),
+            });
         }
     }
     out
@@ -67,17 +82,33 @@ pub struct Found {
 }
 
 fn unable_to_open(name: &[u8], e: &io::Error) -> Die {
-    Die::temp([&b"Unable to open "[..], name, b": ", qmail_core::error_str::error_str(e).as_bytes(), b". (#4.3.0)"].concat())
+    Die::temp(
+        [
+            &b"Unable to open "[..],
+            name,
+            b": ",
+            qmail_core::error_str::error_str(e).as_bytes(),
+            b". (#4.3.0)",
+        ]
+        .concat(),
+    )
 }
 
 /// Opens `name` if it is an acceptable .qmail file: `Ok(None)` when it does not exist or is not a
 /// regular file; an error when it cannot be opened for a reason that may pass, or is writable.
 fn open_qmail(name: &[u8]) -> Result<Option<(File, bool)>, Die> {
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(OsStr::from_bytes(name)) {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(OsStr::from_bytes(name))
+    {
         Ok(f) => f,
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(0);
-            if qmail_core::error_str::is_temporary(&e) || errno == libc::EPERM || errno == libc::EACCES {
+            if qmail_core::error_str::is_temporary(&e)
+                || errno == libc::EPERM
+                || errno == libc::EACCES
+            {
                 return Err(unable_to_open(name, &e));
             }
             return Ok(None);
@@ -98,7 +129,12 @@ fn open_qmail(name: &[u8]) -> Result<Option<(File, bool)>, Die> {
 pub fn search(dash: &[u8], ext: &[u8]) -> Result<Option<Found>, Die> {
     for c in candidates(dash, ext) {
         if let Some((file, forward_only)) = open_qmail(&c.name)? {
-            return Ok(Some(Found { name: c.name, file, forward_only, default: c.default }));
+            return Ok(Some(Found {
+                name: c.name,
+                file,
+                forward_only,
+                default: c.default,
+            }));
         }
     }
     Ok(None)
@@ -116,9 +152,12 @@ pub fn exists(name: &[u8]) -> Result<bool, Die> {
 /// Reads the chosen file (bounded by [`QMAIL_FILE_MAX`]).
 pub fn read(found: &mut Found) -> Result<Vec<u8>, Die> {
     let mut contents = Vec::new();
-    match (&mut found.file).take(QMAIL_FILE_MAX + 1).read_to_end(&mut contents) {
+    match (&mut found.file)
+        .take(QMAIL_FILE_MAX + 1)
+        .read_to_end(&mut contents)
+    {
         Ok(n) if n as u64 <= QMAIL_FILE_MAX => Ok(contents),
-        _ => Err(Die::temp(&crate::OUT_OF_MEMORY[..])),
+        _ => Err(Die::temp(crate::OUT_OF_MEMORY)),
     }
 }
 
@@ -130,7 +169,10 @@ mod tests {
         candidates(dash.as_bytes(), ext.as_bytes())
             .into_iter()
             .map(|c| {
-                (String::from_utf8(c.name).unwrap(), c.default.map(|d| String::from_utf8(d).unwrap()))
+                (
+                    String::from_utf8(c.name).unwrap(),
+                    c.default.map(|d| String::from_utf8(d).unwrap()),
+                )
             })
             .collect()
     }
@@ -141,16 +183,33 @@ mod tests {
 
     #[test]
     fn candidate_table() {
-        assert_eq!(names("", ""), [n(".qmail", None), n(".qmaildefault", Some(""))]);
-        assert_eq!(names("-", ""), [n(".qmail-", None), n(".qmail-default", Some(""))]);
-        assert_eq!(names("-", "a"), [n(".qmail-a", None), n(".qmail-default", Some("a"))]);
+        assert_eq!(
+            names("", ""),
+            [n(".qmail", None), n(".qmaildefault", Some(""))]
+        );
+        assert_eq!(
+            names("-", ""),
+            [n(".qmail-", None), n(".qmail-default", Some(""))]
+        );
+        assert_eq!(
+            names("-", "a"),
+            [n(".qmail-a", None), n(".qmail-default", Some("a"))]
+        );
         assert_eq!(
             names("-", "a-"),
-            [n(".qmail-a-", None), n(".qmail-a-default", Some("")), n(".qmail-default", Some("a-"))]
+            [
+                n(".qmail-a-", None),
+                n(".qmail-a-default", Some("")),
+                n(".qmail-default", Some("a-"))
+            ]
         );
         assert_eq!(
             names("-", "Foo-Bar"),
-            [n(".qmail-foo-bar", None), n(".qmail-foo-default", Some("Bar")), n(".qmail-default", Some("Foo-Bar"))]
+            [
+                n(".qmail-foo-bar", None),
+                n(".qmail-foo-default", Some("Bar")),
+                n(".qmail-default", Some("Foo-Bar"))
+            ]
         );
         assert_eq!(
             names("-", "a-b-c"),
@@ -161,7 +220,10 @@ mod tests {
                 n(".qmail-default", Some("a-b-c")),
             ]
         );
-        assert_eq!(names("-", "x.Y"), [n(".qmail-x:y", None), n(".qmail-default", Some("x.Y"))]);
+        assert_eq!(
+            names("-", "x.Y"),
+            [n(".qmail-x:y", None), n(".qmail-default", Some("x.Y"))]
+        );
         assert_eq!(
             names("-", "list-DEFAULT"),
             [
@@ -175,13 +237,27 @@ mod tests {
 
     #[test]
     fn owner_name_table() {
-        assert_eq!(owner_names(b"-", b"List.A"), (b".qmail-list:a-owner".to_vec(), b".qmail-list:a-owner-default".to_vec()));
-        assert_eq!(owner_names(b"", b""), (b".qmail-owner".to_vec(), b".qmail-owner-default".to_vec()));
+        assert_eq!(
+            owner_names(b"-", b"List.A"),
+            (
+                b".qmail-list:a-owner".to_vec(),
+                b".qmail-list:a-owner-default".to_vec()
+            )
+        );
+        assert_eq!(
+            owner_names(b"", b""),
+            (b".qmail-owner".to_vec(), b".qmail-owner-default".to_vec())
+        );
     }
 
     #[test]
     fn safe_ext_table() {
-        for (ext, want) in [(&b""[..], &b""[..]), (b"AbC", b"abc"), (b"a.b.", b"a:b:"), (b"\xc4X", b"\xc4x")] {
+        for (ext, want) in [
+            (&b""[..], &b""[..]),
+            (b"AbC", b"abc"),
+            (b"a.b.", b"a:b:"),
+            (b"\xc4X", b"\xc4x"),
+        ] {
             assert_eq!(safe_ext(ext), want);
         }
     }

@@ -58,7 +58,9 @@ impl MaildirError {
     /// The exit code of qmail-local's maildir child for this error.
     pub fn child_code(&self) -> ChildCode {
         match self {
-            MaildirError::Chdir(e) if qmail_core::error_str::is_temporary(e) => ChildCode::Temporary,
+            MaildirError::Chdir(e) if qmail_core::error_str::is_temporary(e) => {
+                ChildCode::Temporary
+            }
             MaildirError::Chdir(_) => ChildCode::Chdir,
             MaildirError::Temporary(_) => ChildCode::Temporary,
             MaildirError::Read(_) => ChildCode::Read,
@@ -75,7 +77,9 @@ pub fn unique_name(time: u64, pid: u32, host: &[u8]) -> Vec<u8> {
 
 /// This system's host name as qmail-local sees it (empty if it cannot be read).
 pub fn hostname() -> Vec<u8> {
-    nix::unistd::gethostname().map(|h| h.as_bytes().to_vec()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .map(|h| h.as_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 fn now() -> u64 {
@@ -86,9 +90,12 @@ fn now() -> u64 {
 fn check_dir(dir: &Path) -> Result<(), MaildirError> {
     let meta = std::fs::metadata(dir).map_err(MaildirError::Chdir)?;
     if !meta.is_dir() {
-        return Err(MaildirError::Chdir(io::Error::from_raw_os_error(libc::ENOTDIR)));
+        return Err(MaildirError::Chdir(io::Error::from_raw_os_error(
+            libc::ENOTDIR,
+        )));
     }
-    nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).map_err(|e| MaildirError::Chdir(e.into()))
+    nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| MaildirError::Chdir(e.into()))
 }
 
 /// Picks a tmp name nobody uses (stat says ENOENT), waiting for a fresh second when it is taken.
@@ -103,7 +110,9 @@ fn fresh_name(dir: &Path, host: &[u8]) -> Result<(Vec<u8>, PathBuf), MaildirErro
             _ => std::thread::sleep(NAME_RETRY),
         }
     }
-    Err(MaildirError::Temporary(io::Error::from_raw_os_error(libc::EEXIST)))
+    Err(MaildirError::Temporary(io::Error::from_raw_os_error(
+        libc::EEXIST,
+    )))
 }
 
 /// Delivers `message` into the maildir `dir` with `head` (Return-Path and Delivered-To lines) in
@@ -131,7 +140,13 @@ pub fn deliver(dir: &Path, head: &[u8], message: &mut dyn Read) -> Result<Vec<u8
     }
 }
 
-fn write_and_link(file: File, head: &[u8], message: &mut dyn Read, tmp: &Path, new: &Path) -> Result<(), MaildirError> {
+fn write_and_link(
+    file: File,
+    head: &[u8],
+    message: &mut dyn Read,
+    tmp: &Path,
+    new: &Path,
+) -> Result<(), MaildirError> {
     let mut out = BufWriter::with_capacity(8192, file);
     out.write_all(head).map_err(MaildirError::Temporary)?;
     let mut buf = [0u8; 8192];
@@ -144,7 +159,9 @@ fn write_and_link(file: File, head: &[u8], message: &mut dyn Read, tmp: &Path, n
         };
         out.write_all(&buf[..n]).map_err(MaildirError::Temporary)?;
     }
-    let file = out.into_inner().map_err(|e| MaildirError::Temporary(e.into_error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| MaildirError::Temporary(e.into_error()))?;
     file.sync_all().map_err(MaildirError::Temporary)?;
     // close() can report a delayed write error (NFS); std's drop would hide it.
     let fd: OwnedFd = file.into();
@@ -164,7 +181,12 @@ mod tests {
     #[test]
     fn unique_names() {
         for (time, pid, host, want) in [
-            (1_000_000_000u64, 42u32, &b"mx.example.org"[..], &b"1000000000.42.mx.example.org"[..]),
+            (
+                1_000_000_000u64,
+                42u32,
+                &b"mx.example.org"[..],
+                &b"1000000000.42.mx.example.org"[..],
+            ),
             (0, 1, b"", b"0.1."),
             (5, 7, b"a/b:c", b"5.7.a/b:c"),
         ] {
@@ -178,15 +200,30 @@ mod tests {
     #[test]
     fn child_codes() {
         let e = |n| io::Error::from_raw_os_error(n);
-        assert_eq!(MaildirError::Chdir(e(libc::ENOENT)).child_code(), ChildCode::Chdir);
-        assert_eq!(MaildirError::Chdir(e(libc::EIO)).child_code(), ChildCode::Temporary);
-        assert_eq!(MaildirError::Temporary(e(libc::ENOSPC)).child_code(), ChildCode::Temporary);
-        assert_eq!(MaildirError::Read(e(libc::EIO)).child_code(), ChildCode::Read);
+        assert_eq!(
+            MaildirError::Chdir(e(libc::ENOENT)).child_code(),
+            ChildCode::Chdir
+        );
+        assert_eq!(
+            MaildirError::Chdir(e(libc::EIO)).child_code(),
+            ChildCode::Temporary
+        );
+        assert_eq!(
+            MaildirError::Temporary(e(libc::ENOSPC)).child_code(),
+            ChildCode::Temporary
+        );
+        assert_eq!(
+            MaildirError::Read(e(libc::EIO)).child_code(),
+            ChildCode::Read
+        );
         assert_eq!(ChildCode::Timeout as i32, 3);
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("qmail-mailbox-maildir-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "qmail-mailbox-maildir-{}-{name}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir_all(dir.join("Maildir").join(sub)).unwrap();
@@ -204,9 +241,15 @@ mod tests {
         let name = String::from_utf8(name).unwrap();
         let parts: Vec<&str> = name.splitn(3, '.').collect();
         assert_eq!(parts[1], std::process::id().to_string());
-        assert_eq!(parts[2].as_bytes(), &hostname()[..hostname().len().min(HOST_MAX)]);
+        assert_eq!(
+            parts[2].as_bytes(),
+            &hostname()[..hostname().len().min(HOST_MAX)]
+        );
         let got = std::fs::read(md.join("new").join(&name)).unwrap();
-        assert_eq!(got, b"Return-Path: <a@b>\nDelivered-To: c@d\nSubject: x\n\nFrom here\nno newline");
+        assert_eq!(
+            got,
+            b"Return-Path: <a@b>\nDelivered-To: c@d\nSubject: x\n\nFrom here\nno newline"
+        );
         assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

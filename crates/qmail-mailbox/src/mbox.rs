@@ -32,7 +32,13 @@ pub fn from_line(sender: &[u8], secs: i64) -> Vec<u8> {
     if sender.is_empty() {
         line.extend_from_slice(b"MAILER-DAEMON");
     } else {
-        line.extend(sender.iter().map(|&c| if matches!(c, b' ' | b'\t' | b'\n') { b'-' } else { c }));
+        line.extend(sender.iter().map(|&c| {
+            if matches!(c, b' ' | b'\t' | b'\n') {
+                b'-'
+            } else {
+                c
+            }
+        }));
     }
     line.push(b' ');
     line.extend_from_slice(crate::myctime::myctime(secs).as_bytes());
@@ -67,7 +73,9 @@ pub struct Quoter {
 
 impl Default for Quoter {
     fn default() -> Self {
-        Quoter { state: State::LineStart { gts: 0, from: 0 } }
+        Quoter {
+            state: State::LineStart { gts: 0, from: 0 },
+        }
     }
 }
 
@@ -115,7 +123,10 @@ impl Quoter {
                             out.write_all(FROM)?;
                             self.state = State::MidLine;
                         } else {
-                            self.state = State::LineStart { gts, from: from + 1 };
+                            self.state = State::LineStart {
+                                gts,
+                                from: from + 1,
+                            };
                         }
                     } else {
                         put_gts(out, gts)?;
@@ -196,7 +207,12 @@ fn lock(mut file: File, wait: Duration) -> Result<Mailbox, MboxError> {
 /// Appends one message to the mbox at `path`: `head` (From_ line and header lines, written as they
 /// are), then `message` quoted, then fsync. The file is created mode 0600 (less the umask) if
 /// missing. `lock_wait` is how long to wait for the lock ([`LOCK_WAIT`] in qmail-local).
-pub fn deliver(path: &Path, head: &[u8], message: &mut dyn Read, lock_wait: Duration) -> Result<(), MboxError> {
+pub fn deliver(
+    path: &Path,
+    head: &[u8],
+    message: &mut dyn Read,
+    lock_wait: Duration,
+) -> Result<(), MboxError> {
     let file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -206,7 +222,10 @@ pub fn deliver(path: &Path, head: &[u8], message: &mut dyn Read, lock_wait: Dura
         .map_err(MboxError::Open)?;
     let mut mailbox = lock(file, lock_wait)?;
     let locked = matches!(mailbox, Mailbox::Locked(_));
-    let start = mailbox.file().seek(SeekFrom::End(0)).map_err(MboxError::Write)?;
+    let start = mailbox
+        .file()
+        .seek(SeekFrom::End(0))
+        .map_err(MboxError::Write)?;
     let result = append(mailbox.file(), head, message);
     if result.is_err() && locked {
         let _ = mailbox.file().set_len(start);
@@ -223,7 +242,11 @@ fn append(file: &mut File, head: &[u8], message: &mut dyn Read) -> Result<(), Mb
     file.sync_all().map_err(MboxError::Write)
 }
 
-fn copy_quoted(out: &mut BufWriter<&mut File>, head: &[u8], message: &mut dyn Read) -> Result<(), MboxError> {
+fn copy_quoted(
+    out: &mut BufWriter<&mut File>,
+    head: &[u8],
+    message: &mut dyn Read,
+) -> Result<(), MboxError> {
     out.write_all(head).map_err(MboxError::Write)?;
     let mut quoter = Quoter::new();
     let mut buf = [0u8; 8192];
@@ -263,7 +286,10 @@ mod tests {
         (b"From", b"From\n\n"),
         (b">From x\n", b">>From x\n\n"),
         (b">>>From x\n>>From\n", b">>>>From x\n>>From\n\n"),
-        (b"x\nFrom y\nFrom\n From z\n", b"x\n>From y\nFrom\n From z\n\n"),
+        (
+            b"x\nFrom y\nFrom\n From z\n",
+            b"x\n>From y\nFrom\n From z\n\n",
+        ),
         (b"FroM a\nfrom b\n", b"FroM a\nfrom b\n\n"),
         (b">\n>>\n", b">\n>>\n\n"),
         (b">>", b">>\n\n"),
@@ -277,7 +303,12 @@ mod tests {
     #[test]
     fn quoting_golden() {
         for &(input, want) in CASES {
-            assert_eq!(quote_all(input), want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                quote_all(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -290,7 +321,12 @@ mod tests {
                 q.feed(&input[..cut], &mut out).unwrap();
                 q.feed(&input[cut..], &mut out).unwrap();
                 q.finish(&mut out).unwrap();
-                assert_eq!(out, want, "cut {cut} of {:?}", String::from_utf8_lossy(input));
+                assert_eq!(
+                    out,
+                    want,
+                    "cut {cut} of {:?}",
+                    String::from_utf8_lossy(input)
+                );
             }
             // One byte at a time.
             let mut out = Vec::new();
@@ -318,7 +354,12 @@ mod tests {
                 }
             }
             want.push(b'\n');
-            assert_eq!(quote_all(input), want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                quote_all(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -345,19 +386,34 @@ mod tests {
             (b">", false),
             (b"X>From x", false),
         ] {
-            assert_eq!(needs_quote(line), want, "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                needs_quote(line),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
     #[test]
     fn from_lines() {
-        assert_eq!(from_line(b"joe@x.org", 0), b"From joe@x.org Thu Jan 01 00:00:00 1970\n");
-        assert_eq!(from_line(b"", 0), b"From MAILER-DAEMON Thu Jan 01 00:00:00 1970\n");
-        assert_eq!(from_line(b"a b\tc\nd@e", 0), b"From a-b-c-d@e Thu Jan 01 00:00:00 1970\n");
+        assert_eq!(
+            from_line(b"joe@x.org", 0),
+            b"From joe@x.org Thu Jan 01 00:00:00 1970\n"
+        );
+        assert_eq!(
+            from_line(b"", 0),
+            b"From MAILER-DAEMON Thu Jan 01 00:00:00 1970\n"
+        );
+        assert_eq!(
+            from_line(b"a b\tc\nd@e", 0),
+            b"From a-b-c-d@e Thu Jan 01 00:00:00 1970\n"
+        );
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("qmail-mailbox-mbox-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("qmail-mailbox-mbox-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -368,7 +424,13 @@ mod tests {
         let dir = scratch("append");
         let path = dir.join("Mailbox");
         let head = b"From a@b Thu Jan 01 00:00:00 1970\nReturn-Path: <a@b>\nDelivered-To: c@d\n";
-        deliver(&path, head, &mut &b"Subject: x\n\nFrom here\nbye"[..], LOCK_WAIT).unwrap();
+        deliver(
+            &path,
+            head,
+            &mut &b"Subject: x\n\nFrom here\nbye"[..],
+            LOCK_WAIT,
+        )
+        .unwrap();
         deliver(&path, head, &mut &b"second\n"[..], LOCK_WAIT).unwrap();
         let got = std::fs::read(&path).unwrap();
         let mut want = head.to_vec();
@@ -377,7 +439,10 @@ mod tests {
         want.extend_from_slice(b"second\n\n");
         assert_eq!(got, want);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o077, 0);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o077,
+            0
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -411,13 +476,28 @@ mod tests {
     fn lock_timeout() {
         let dir = scratch("lock");
         let path = dir.join("Mailbox");
-        let holder = Flock::lock(File::create(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
-        match deliver(&path, b"From x\n", &mut &b"m\n"[..], Duration::from_millis(120)) {
+        let holder = Flock::lock(
+            File::create(&path).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        match deliver(
+            &path,
+            b"From x\n",
+            &mut &b"m\n"[..],
+            Duration::from_millis(120),
+        ) {
             Err(MboxError::LockTimeout) => {}
             other => panic!("{other:?}"),
         }
         drop(holder);
-        deliver(&path, b"From x\n", &mut &b"m\n"[..], Duration::from_millis(120)).unwrap();
+        deliver(
+            &path,
+            b"From x\n",
+            &mut &b"m\n"[..],
+            Duration::from_millis(120),
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"From x\nm\n\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,3 +4,4 @@
 
 mod install_tree;
 mod newu_cdb;
+mod sandbox;

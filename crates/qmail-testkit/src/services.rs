@@ -31,7 +31,10 @@ pub const SMTPD_LOG_RUN: &str =
 pub const TCP_SMTP: &str = "127.:allow,RELAYCLIENT=\"\"\n:allow\n";
 
 impl Sandbox {
-    fn service(&self, name: &str, run: &str, log_run: &str, log_dir: &str) {
+    /// Creates `/var/qmail/supervise/<name>` with `run` and `log/run` scripts and a log directory
+    /// owned by qmaill, links it into /service, starts svscan if needed and waits until supervise
+    /// reports the service up.
+    pub fn start_service(&self, name: &str, run: &str, log_run: &str, log_dir: &str) {
         let dir = format!("/var/qmail/supervise/{name}");
         self.sh_ok(&format!(
             "mkdir -p {dir}/log {log_dir} && chown qmaill {log_dir} && chmod 1755 {dir}"
@@ -67,7 +70,7 @@ impl Sandbox {
     pub fn start_qmail(&self, defaultdelivery: &str) {
         self.write_control("defaultdelivery", &format!("{defaultdelivery}\n"));
         self.write_file("/var/qmail/rc", RC.as_bytes(), "root", 0o755);
-        self.service("qmail-send", SEND_RUN, SEND_LOG_RUN, "/var/log/qmail");
+        self.start_service("qmail-send", SEND_RUN, SEND_LOG_RUN, "/var/log/qmail");
     }
 
     /// Starts qmail-smtpd under tcpserver on 127.0.0.1:25, relaying for 127.*, and waits until
@@ -75,7 +78,7 @@ impl Sandbox {
     pub fn start_smtpd(&self) {
         self.write_file("/etc/tcp.smtp", TCP_SMTP.as_bytes(), "root", 0o644);
         self.sh_ok("tcprules /etc/tcp.smtp.cdb /etc/tcp.smtp.tmp < /etc/tcp.smtp");
-        self.service(
+        self.start_service(
             "qmail-smtpd",
             SMTPD_RUN,
             SMTPD_LOG_RUN,

@@ -1,0 +1,72 @@
+//! The sandbox itself (qmail-testkit): private files and network, supervise and multilog,
+//! qmail-queue's two-descriptor protocol, and a clean teardown that leaves the host untouched.
+
+use qmail_testkit::sandbox;
+use std::time::Duration;
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+#[test]
+fn sandbox_is_private_and_cleaned_up() {
+    let Some(a) = sandbox!("sandbox_private_a") else { return };
+    let Some(b) = sandbox!("sandbox_private_b") else { return };
+    // Each has its own /var/qmail and accounts; the host has neither.
+    a.sh_ok("echo a > /var/qmail/control/me");
+    assert_eq!(a.read("/var/qmail/control/me").unwrap(), b"a\n");
+    assert!(!b.exists("/var/qmail/control/me"));
+    assert!(!std::path::Path::new("/var/qmail/control/me").exists());
+    assert_eq!(a.user("alice").map(|u| u.0), Some(1001));
+    assert_eq!(a.user("qmailq").map(|u| u.0), Some(7794));
+    let host_passwd = std::fs::read("/etc/passwd").unwrap();
+    assert_ne!(a.read("/etc/passwd").unwrap(), host_passwd);
+    // Loopback only.
+    let links = String::from_utf8(a.run("ip", &["-o", "link"]).stdout).unwrap();
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    // Alice's home is hers.
+    let out = a.run_as("alice", "/bin/sh", &["-c", "id -u; touch ~/x && ls -n ~/x"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("1001\n") && text.contains(" 1001 1001 "), "{text}");
+    // Teardown kills what runs inside.
+    let pid = a.spawn_bg("sleep", &["1000"]);
+    let inner = a.sh_ok("sleep 1000 >/dev/null 2>&1 & echo $!");
+    let inner: u32 = String::from_utf8_lossy(&inner.stdout).trim().parse().unwrap();
+    assert!(alive(pid) && alive(inner));
+    drop(a);
+    assert!(qmail_testkit::wait_until(Duration::from_secs(5), &mut || !alive(pid) && !alive(inner)));
+    assert!(b.exists("/var/qmail/queue/lock/trigger"), "b survives a's teardown");
+}
+
+#[test]
+fn supervise_and_multilog() {
+    let Some(sb) = sandbox!("supervise_and_multilog") else { return };
+    let run = "#!/bin/sh\necho hello from run\nexec sleep 1000\n";
+    let log_run = "#!/bin/sh\nexec setuidgid qmaill multilog t /var/log/qmail\n";
+    sb.start_service("greeter", run, log_run, "/var/log/qmail");
+    assert!(sb.wait_until(Duration::from_secs(10), || sb.log().contains("hello from run")), "log: {}", sb.log());
+    let line = sb.log().lines().next().unwrap_or_default().to_string();
+    assert!(line.starts_with('@') && line.ends_with(" hello from run"), "{line}");
+    let out = sb.svc(&["-d", "/service/greeter"]);
+    assert!(out.status.success());
+    let down = sb.wait_until(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&sb.run("svstat", &["/service/greeter"]).stdout).contains(": down")
+    });
+    assert!(down);
+}
+
+#[test]
+fn inject_through_qmail_queue() {
+    let Some(sb) = sandbox!("inject_through_qmail_queue") else { return };
+    if !sb.has_program("qmail-queue") {
+        return;
+    }
+    let msg = b"From: alice@example.org\nSubject: hi\n\nbody\n";
+    let q = sb.inject(msg, "alice@example.org", &["bob@example.org"], 1001, 1001);
+    assert_eq!(q.code, Some(0), "qmail-queue: {}", q.stderr);
+    assert_eq!(sb.queue_files("todo").len(), 1);
+    assert_eq!(sb.queue_files("mess").len(), 1);
+    assert!(!sb.queue_is_empty());
+}

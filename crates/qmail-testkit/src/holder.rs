@@ -46,46 +46,43 @@ fn mkdir(path: &str) -> Result<(), String> {
     std::fs::create_dir_all(path).map_err(|e| format!("unable to create {path}: {e}"))
 }
 
+/// Candidate mount points for the staging tmpfs (which hides what is below it).
+const STAGING: &[&str] = &["/tmp", "/mnt", "/media", "/srv", "/opt", "/run"];
+
 /// Builds the sandbox file system; `binds` are host directories made visible read-only.
 pub fn setup(binds: &[String]) -> Result<(), String> {
-    mount(&["-t", "tmpfs", "-o", "mode=0755", "qmail-sandbox", "/tmp"])?;
-    for d in ["/tmp/upper", "/tmp/work", "/tmp/root"] {
-        mkdir(d)?;
+    let stage = STAGING
+        .iter()
+        .find(|s| Path::new(s).is_dir() && !binds.iter().any(|b| Path::new(b).starts_with(s)))
+        .ok_or("no directory to stage the sandbox in")?;
+    let root = format!("{stage}/root");
+    mount(&["-t", "tmpfs", "-o", "mode=0755", "qmail-sandbox", stage])?;
+    for d in ["upper", "work", "root"] {
+        mkdir(&format!("{stage}/{d}"))?;
     }
-    mount(&[
-        "-t",
-        "overlay",
-        "-o",
-        "lowerdir=/,upperdir=/tmp/upper,workdir=/tmp/work",
-        "qmail-sandbox",
-        "/tmp/root",
-    ])?;
+    let layers = format!("lowerdir=/,upperdir={stage}/upper,workdir={stage}/work");
+    mount(&["-t", "overlay", "-o", &layers, "qmail-sandbox", &root])?;
     for d in ["dev", "proc", "sys"] {
-        mount(&["--rbind", &format!("/{d}"), &format!("/tmp/root/{d}")])?;
+        mount(&["--rbind", &format!("/{d}"), &format!("{root}/{d}")])?;
+    }
+    // Fresh tmpfs first, binds second: a bind below /tmp (a checkout in /tmp) stays visible.
+    for (dir, mode) in TMPFS {
+        let inside = format!("{root}{dir}");
+        mkdir(&inside)?;
+        mount(&["-t", "tmpfs", "-o", &format!("mode={mode}"), "qmail-sandbox", &inside])?;
     }
     for b in binds {
-        let inside = format!("/tmp/root{b}");
+        let inside = format!("{root}{b}");
         mkdir(&inside)?;
         mount(&["--bind", b, &inside])?;
         mount(&["-o", "remount,bind,ro", &inside])?;
     }
-    std::env::set_current_dir("/tmp/root").map_err(|e| format!("unable to chdir: {e}"))?;
-    mkdir("/tmp/root/.oldroot")?;
+    std::env::set_current_dir(&root).map_err(|e| format!("unable to chdir: {e}"))?;
+    mkdir(".oldroot")?;
     sh(Command::new("pivot_root").args([".", ".oldroot"]))?;
     std::env::set_current_dir("/").map_err(|e| format!("unable to chdir /: {e}"))?;
     sh(Command::new("umount").args(["-l", "/.oldroot"]))?;
     let _ = std::fs::remove_dir("/.oldroot");
-    for (dir, mode) in TMPFS {
-        mkdir(dir)?;
-        mount(&[
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("mode={mode}"),
-            "qmail-sandbox",
-            dir,
-        ])?;
-    }
     let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let host_group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     std::fs::write("/etc/passwd", accounts::passwd(&host_passwd))

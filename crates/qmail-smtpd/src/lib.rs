@@ -1,0 +1,68 @@
+//! qmail-smtpd: receive mail over SMTP and hand it to qmail-queue (qmail's `qmail-smtpd.c`).
+//!
+//! Who runs it: tcpserver (or inetd with tcp-env), once per connection, as qmaild/nofiles.
+//! Reads: the client on fd 0, replies on fd 1; no arguments. Environment: `TCPREMOTEIP`,
+//! `TCPREMOTEHOST`, `TCPREMOTEINFO`, `TCPLOCALHOST`, `TCPLOCALIP`, `RELAYCLIENT`, `DATABYTES`,
+//! `QMAILQUEUE`. Files: `/var/qmail/control/` me, smtpgreeting, localiphost, timeoutsmtpd,
+//! rcpthosts, morercpthosts.cdb, badmailfrom, databytes.
+//!
+//! Trust: everything on fd 0 is hostile. It is parsed by `qmail-proto`; only addresses and the
+//! unstuffed message reach qmail-queue, which checks them again.
+//!
+//! DIAGNOSTICS: only SMTP replies; `421 unable to read controls (#4.3.0)` and
+//! `421 unable to figure out my IP addresses (#4.3.0)` at start-up, `451 timeout (#4.4.2)` when
+//! the client is silent for timeoutsmtpd seconds, `451 See http://pobox.com/~djb/docs/smtplf.html.`
+//! on a bare LF in DATA.
+//!
+//! EXIT CODES: 0 after QUIT; 1 on end of input, a read or write error, a timeout, a bare LF or a
+//! control failure.
+//!
+//! SECURITY: runs without privileges; no DNS, no files written; memory stays bounded (command
+//! lines are capped, the message is streamed).
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod io;
+pub mod ipme;
+pub mod policy;
+pub mod server;
+
+use qmail_proto::reply;
+use std::io::Write;
+use std::path::Path;
+
+/// Exit code for every abnormal end of a session.
+const EXIT_DISCONNECT: i32 = 1;
+
+/// The whole program: start-up checks, then the dialogue on fds 0 and 1. Returns the exit code.
+pub fn run() -> i32 {
+    let _ = qmail_sys::sig::ignore(nix::sys::signal::Signal::SIGPIPE);
+    let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
+        return EXIT_DISCONNECT;
+    };
+    let client = config::Client::from_env(|name| std::env::var_os(name));
+    let loaded = std::env::set_current_dir(qmail_core::conf::HOME)
+        .and_then(|()| config::Config::load(Path::new("control"), &client))
+        .map_err(|_| reply::CONTROL)
+        .and_then(|cfg| {
+            ipme::IpMe::discover()
+                .map(|me| (cfg, me))
+                .map_err(|_| reply::IPME)
+        });
+    let (config, ipme) = match loaded {
+        Ok(v) => v,
+        Err(message) => {
+            let _ = io::Timed::new(fd1, 1200).write_all(message);
+            return EXIT_DISCONNECT;
+        }
+    };
+    let input = io::Timed::new(fd0, config.timeout);
+    let output = io::Timed::new(fd1, config.timeout);
+    let server = server::Server {
+        config: &config,
+        client: &client,
+        ipme: &ipme,
+        now: &qmail_core::date822fmt::now,
+    };
+    server.serve(input, output, &mut server::QmailQueue)
+}

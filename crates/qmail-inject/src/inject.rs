@@ -1,0 +1,422 @@
+//! The pure part of qmail-inject (qmail's `qmail-inject.c` without its I/O): options, the
+//! `QMAILINJECT` flags and the user's identity from the environment, and [`prepare`], which turns
+//! the header fields of a message into the header to queue, the envelope sender and the envelope
+//! recipients (spec inject.md §1.1, §1.2, §1.5–§1.8).
+//!
+//! Trust: the header fields and arguments come from the invoking user; every problem is a
+//! [`Failure`] with qmail's text and exit code, never a panic.
+
+use crate::rewrite::{rewrite, rewrite_bare, Config};
+use qmail_core::date822fmt::{date822, DateTime};
+use qmail_core::fatal::{EXIT_PERM, EXIT_TEMP};
+use qmail_core::quote::{quote_address, quote_local};
+use qmail_core::sgetopt::{Getopt, Next};
+use qmail_rfc822::addrlist::addrlist;
+use qmail_rfc822::hfield::{self, Known};
+use qmail_rfc822::token822::{self, Kind, Token};
+use std::collections::HashSet;
+
+/// qmail-inject's folding width (qmail's `LINELEN`): lines stay at 78 characters.
+pub const LINELEN: usize = 80;
+
+/// A fatal problem: exit code and the text after `qmail-inject: fatal: `.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// 100 or 111.
+    pub code: i32,
+    /// The message, without the prefix and the final newline.
+    pub message: Vec<u8>,
+}
+
+impl Failure {
+    /// A permanent failure.
+    pub fn perm(message: &[u8]) -> Self {
+        Failure { code: EXIT_PERM, message: message.to_vec() }
+    }
+    /// A temporary failure.
+    pub fn temp(message: &[u8]) -> Self {
+        Failure { code: EXIT_TEMP, message: message.to_vec() }
+    }
+    fn with(code: i32, head: &[u8], tail: &[u8]) -> Self {
+        let mut message = head.to_vec();
+        message.extend_from_slice(tail.strip_suffix(b"\n").unwrap_or(tail));
+        Failure { code, message }
+    }
+    /// The whole diagnostic line as qmail-inject prints it.
+    pub fn line(&self) -> Vec<u8> {
+        let mut l = b"qmail-inject: fatal: ".to_vec();
+        l.extend_from_slice(&self.message);
+        l.push(b'\n');
+        l
+    }
+}
+
+/// Which recipients go into the envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// `-a`: the arguments only.
+    Args,
+    /// `-h`: the header only.
+    Header,
+    /// `-A` (default): the arguments if there are any, else the header.
+    ArgsElseHeader,
+    /// `-H`: both.
+    Both,
+}
+
+/// The command line of qmail-inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Recipient strategy.
+    pub strategy: Strategy,
+    /// `-f sender`.
+    pub sender: Option<Vec<u8>>,
+    /// `-n`: print instead of queueing.
+    pub print: bool,
+    /// The recipient arguments.
+    pub recipients: Vec<Vec<u8>>,
+}
+
+/// Parses qmail-inject's arguments (argv\[0\] first); `None` for an unknown option (qmail-inject
+/// exits 100 without a message).
+pub fn parse_options(args: &[Vec<u8>]) -> Option<Options> {
+    let mut o = Options { strategy: Strategy::ArgsElseHeader, sender: None, print: false, recipients: Vec::new() };
+    let mut g = Getopt::new(args, b"aAhHnNf:");
+    loop {
+        match g.next_opt() {
+            Next::Opt(b'a', _) => o.strategy = Strategy::Args,
+            Next::Opt(b'A', _) => o.strategy = Strategy::ArgsElseHeader,
+            Next::Opt(b'h', _) => o.strategy = Strategy::Header,
+            Next::Opt(b'H', _) => o.strategy = Strategy::Both,
+            Next::Opt(b'n', _) => o.print = true,
+            Next::Opt(b'N', _) => o.print = false,
+            Next::Opt(b'f', Some(s)) => o.sender = Some(s.to_vec()),
+            Next::Opt(..) | Next::Problem(_) => return None,
+            Next::Done => break,
+        }
+    }
+    o.recipients = g.operands().to_vec();
+    Some(o)
+}
+
+/// The `QMAILINJECT` flag letters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `c`: generated From in address-comment style.
+    pub comment_style: bool,
+    /// `s`: ignore and delete an incoming Return-Path.
+    pub delete_return_path: bool,
+    /// `f`: delete an incoming From.
+    pub delete_from: bool,
+    /// `i`: delete an incoming Message-ID.
+    pub delete_message_id: bool,
+    /// `r`: per-recipient VERP.
+    pub verp_recipient: bool,
+    /// `m`: per-message VERP.
+    pub verp_message: bool,
+}
+
+impl Flags {
+    /// Reads the letters; others are ignored.
+    pub fn parse(s: &[u8]) -> Self {
+        let has = |c: u8| s.contains(&c);
+        Flags {
+            comment_style: has(b'c'),
+            delete_return_path: has(b's'),
+            delete_from: has(b'f'),
+            delete_message_id: has(b'i'),
+            verp_recipient: has(b'r'),
+            verp_message: has(b'm'),
+        }
+    }
+}
+
+/// Who is sending, from the environment (spec inject.md §1.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User for the generated From.
+    pub user: Vec<u8>,
+    /// Host for the generated From, if given.
+    pub host: Option<Vec<u8>>,
+    /// Personal name, if given.
+    pub name: Option<Vec<u8>>,
+    /// User for the default envelope sender.
+    pub sender_user: Vec<u8>,
+    /// Host for the default envelope sender, if given.
+    pub sender_host: Option<Vec<u8>>,
+}
+
+impl Identity {
+    /// Reads the identity through `env`.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<Vec<u8>>) -> Self {
+        let first = |vars: &[&str]| vars.iter().find_map(|v| env(v));
+        let user = first(&["QMAILUSER", "MAILUSER", "USER", "LOGNAME"]).unwrap_or_else(|| b"anonymous".to_vec());
+        let host = first(&["QMAILHOST", "MAILHOST"]);
+        Identity {
+            name: first(&["QMAILNAME", "MAILNAME", "NAME"]),
+            sender_user: env("QMAILSUSER").unwrap_or_else(|| user.clone()),
+            sender_host: env("QMAILSHOST").or_else(|| host.clone()),
+            user,
+            host,
+        }
+    }
+}
+
+/// Everything [`prepare`] needs besides the message.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Host names for rewriting.
+    pub config: Config,
+    /// `QMAILINJECT` flags.
+    pub flags: Flags,
+    /// The sender's identity.
+    pub identity: Identity,
+    /// Lines of `$QMAILMFTFILE`, if it was read.
+    pub mft: Option<Vec<Vec<u8>>>,
+    /// Start time, seconds since the epoch.
+    pub now: i64,
+    /// qmail-inject's pid.
+    pub pid: u32,
+}
+
+/// What to queue: the completed header (without body), the envelope sender and recipients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// Generated fields followed by the rewritten original fields.
+    pub header: Vec<u8>,
+    /// Envelope sender.
+    pub sender: Vec<u8>,
+    /// Envelope recipients.
+    pub recipients: Vec<Vec<u8>>,
+}
+
+/// How a known field's addresses are used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    ToCc,
+    Recipient,
+    Resent,
+    ReturnPath,
+    Sender,
+}
+
+fn address_use(k: Known) -> Option<Use> {
+    Some(match k {
+        Known::To | Known::Cc => Use::ToCc,
+        Known::Bcc | Known::ApparentlyTo => Use::Recipient,
+        Known::ResentTo | Known::ResentCc | Known::ResentBcc => Use::Resent,
+        Known::ReturnPath => Use::ReturnPath,
+        Known::Sender
+        | Known::From
+        | Known::ReplyTo
+        | Known::ReturnReceiptTo
+        | Known::ErrorsTo
+        | Known::ResentSender
+        | Known::ResentFrom
+        | Known::ResentReplyTo => Use::Sender,
+        _ => return None,
+    })
+}
+
+/// The tokens of `user@host` (or of `user` alone), the user quoted if needed.
+fn address_tokens(user: &[u8], host: Option<&[u8]>) -> Vec<Token> {
+    let kind = if quote_local(user) == user { Kind::Atom } else { Kind::Quote };
+    let mut t = vec![Token::new(kind, user)];
+    if let Some(h) = host {
+        t.push(Token::special(Kind::At));
+        t.extend(token822::parse(h).unwrap_or_else(|_| vec![Token::new(Kind::Atom, h)]));
+    }
+    t
+}
+
+fn not_parsed(field: &[u8]) -> Failure {
+    Failure::with(EXIT_PERM, b"unable to parse this line:\n", field)
+}
+
+/// Rewrites an address field; `each` sees every rewritten address in envelope form, right to left.
+fn rewrite_field(field: &[u8], cfg: &Config, mut each: impl FnMut(Vec<u8>)) -> Result<Vec<u8>, Failure> {
+    let tokens = token822::parse(field).map_err(|_| not_parsed(field))?;
+    let out = addrlist(&tokens, |a| {
+        rewrite(a, cfg);
+        each(token822::unquote(a));
+    })
+    .map_err(|_| not_parsed(field))?;
+    Ok(token822::unparse(&out, Some(LINELEN)))
+}
+
+/// The generated From (or Resent-From) field.
+fn from_field(name: &[u8], ctx: &Context) -> Vec<u8> {
+    let id = &ctx.identity;
+    let mut t = vec![Token::new(Kind::Atom, name), Token::special(Kind::Colon)];
+    let addr = address_tokens(&id.user, id.host.as_deref());
+    match &id.name {
+        Some(n) if ctx.flags.comment_style => {
+            t.extend(addr);
+            t.push(Token::new(Kind::Comment, n));
+        }
+        Some(n) => {
+            t.push(Token::new(Kind::Quote, n));
+            t.push(Token::special(Kind::Left));
+            t.extend(addr);
+            t.push(Token::special(Kind::Right));
+        }
+        None => t.extend(addr),
+    }
+    let out = addrlist(&t, |a| rewrite(a, &ctx.config)).unwrap_or(t);
+    token822::unparse(&out, Some(LINELEN))
+}
+
+fn message_id(ctx: &Context) -> Vec<u8> {
+    let d = DateTime::from_unix(ctx.now);
+    let mut m = format!(
+        "<{:04}{:02}{:02}{:02}{:02}{:02}.{}.qmail@",
+        d.year, d.month, d.day, d.hour, d.minute, d.second, ctx.pid
+    )
+    .into_bytes();
+    m.extend_from_slice(&ctx.config.idhost);
+    m.push(b'>');
+    m
+}
+
+fn field(name: &str, value: &[u8]) -> Vec<u8> {
+    let mut f = format!("{name}: ").into_bytes();
+    f.extend_from_slice(value);
+    f.push(b'\n');
+    f
+}
+
+/// Completes the header `fields` (as split by [`qmail_rfc822::headerbody`]) and computes the
+/// envelope, as qmail-inject does.
+pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prepared, Failure> {
+    let cfg = &ctx.config;
+    let flags = ctx.flags;
+    let mut arg_recips = Vec::new();
+    for r in &opts.recipients {
+        let a = rewrite_bare(r, cfg).ok_or_else(|| Failure::with(EXIT_PERM, b"unable to parse address: ", r))?;
+        arg_recips.push(a);
+    }
+    let forced_sender = match &opts.sender {
+        Some(s) => Some(rewrite_bare(s, cfg).ok_or_else(|| Failure::with(EXIT_PERM, b"unable to parse address: ", s))?),
+        None => None,
+    };
+
+    let mut seen: HashSet<Known> = HashSet::new();
+    let mut kept = Vec::new();
+    let (mut plain, mut resent, mut tocc) = (Vec::new(), Vec::new(), Vec::new());
+    let mut return_path: Option<Vec<u8>> = None;
+    let mut return_path_done = false;
+    for f in fields {
+        let k = hfield::known(f);
+        match k {
+            Some(Known::From) if flags.delete_from => continue,
+            Some(Known::MessageId) if flags.delete_message_id => continue,
+            Some(Known::ReturnPath) if flags.delete_return_path => continue,
+            Some(k) => {
+                seen.insert(k);
+            }
+            None if !hfield::valid(f) => return Err(Failure::with(EXIT_PERM, b"invalid header field: ", f)),
+            None => {}
+        }
+        let rendered = match k.and_then(address_use) {
+            Some(u) => rewrite_field(f, cfg, |a| match u {
+                Use::ToCc => {
+                    tocc.push(a.clone());
+                    plain.push(a);
+                }
+                Use::Recipient => plain.push(a),
+                Use::Resent => resent.push(a),
+                Use::ReturnPath if !return_path_done && return_path.is_none() => return_path = Some(a),
+                Use::ReturnPath | Use::Sender => {}
+            })?,
+            None => f.clone(),
+        };
+        if k == Some(Known::ReturnPath) {
+            return_path_done = true;
+        }
+        match k {
+            Some(Known::Bcc | Known::ResentBcc | Known::ReturnPath | Known::ContentLength) => {}
+            _ => kept.push(rendered),
+        }
+    }
+
+    let is_resent = seen.iter().any(|k| k.is_resent());
+    let mut header = Vec::new();
+    let date = date822(ctx.now);
+    let (prefix, date_k, id_k, from_k, to_k, cc_k) = if is_resent {
+        ("Resent-", Known::ResentDate, Known::ResentMessageId, Known::ResentFrom, Known::ResentTo, Known::ResentCc)
+    } else {
+        ("", Known::Date, Known::MessageId, Known::From, Known::To, Known::Cc)
+    };
+    if !seen.contains(&date_k) {
+        header.extend(field(&format!("{prefix}Date"), date.as_bytes()));
+    }
+    if !seen.contains(&id_k) {
+        header.extend(field(&format!("{prefix}Message-ID"), &message_id(ctx)));
+    }
+    if !seen.contains(&from_k) {
+        header.extend(from_field(&format!("{prefix}From").into_bytes(), ctx));
+    }
+    if !seen.contains(&to_k) && !seen.contains(&cc_k) {
+        header.extend(field(&format!("{prefix}Cc"), b"recipient list not shown: ;"));
+    }
+    if let Some(list) = &ctx.mft {
+        if !is_resent
+            && !seen.contains(&Known::MailFollowupTo)
+            && tocc.iter().any(|a| list.iter().any(|l| l.eq_ignore_ascii_case(a)))
+        {
+            let quoted: Vec<Vec<u8>> = tocc.iter().rev().map(|a| quote_address(a)).collect();
+            header.extend(field("Mail-Followup-To", &quoted.join(&b",\n  "[..])));
+        }
+    }
+    for f in kept {
+        header.extend(f);
+    }
+
+    let sender = match forced_sender {
+        Some(s) => s,
+        None => {
+            let mut s = match return_path {
+                Some(rp) => rp,
+                None => {
+                    let id = &ctx.identity;
+                    let mut user = id.sender_user.clone();
+                    if flags.verp_message {
+                        user.extend(format!("-{}.{}", ctx.now, ctx.pid).bytes());
+                    }
+                    if flags.verp_recipient {
+                        user.push(b'-');
+                    }
+                    let mut t = address_tokens(&user, id.sender_host.as_deref());
+                    rewrite(&mut t, cfg);
+                    token822::unquote(&t)
+                }
+            };
+            if flags.verp_recipient {
+                s.extend_from_slice(b"-@[]");
+            }
+            s
+        }
+    };
+
+    let header_recips = if is_resent { resent } else { plain };
+    let recipients = match opts.strategy {
+        Strategy::Args => arg_recips,
+        Strategy::Header => header_recips,
+        Strategy::ArgsElseHeader if !arg_recips.is_empty() => arg_recips,
+        Strategy::ArgsElseHeader => header_recips,
+        Strategy::Both => arg_recips.into_iter().chain(header_recips).collect(),
+    };
+    Ok(Prepared { header, sender, recipients })
+}
+
+/// The `Return-Path:` line `-n` prints first.
+pub fn return_path_line(sender: &[u8]) -> Vec<u8> {
+    let mut l = b"Return-Path: <".to_vec();
+    l.extend_from_slice(&quote_address(sender));
+    l.extend_from_slice(b">\n");
+    l
+}
+
+#[cfg(test)]
+#[path = "inject_tests.rs"]
+mod tests;

@@ -1,0 +1,1 @@
+//! predate (stub)

@@ -70,3 +70,48 @@ fn inject_through_qmail_queue() {
     assert_eq!(sb.queue_files("mess").len(), 1);
     assert!(!sb.queue_is_empty());
 }
+
+/// A stand-in for qmail-smtpd (the real one is tested in its own module): enough SMTP for
+/// smtplib, and a record of what arrived and of tcpserver's environment in /tmp/smtp.
+const SMTPD_STAND_IN: &[u8] = br#"#!/usr/bin/python3
+import os, sys
+out = sys.stdout.buffer
+def say(s):
+    out.write(s + b"\r\n"); out.flush()
+say(b"220 stand-in ESMTP")
+log = open("/tmp/smtp", "ab")
+log.write(b"ip=%s relay=%s\n" % (os.environ.get("TCPREMOTEIP", "-").encode(), str("RELAYCLIENT" in os.environ).encode()))
+while True:
+    line = sys.stdin.buffer.readline()
+    if not line:
+        break
+    cmd = line[:4].upper()
+    if cmd == b"DATA":
+        say(b"354 go ahead")
+        while True:
+            l = sys.stdin.buffer.readline()
+            if l in (b".\r\n", b""):
+                break
+            log.write(l)
+        log.flush()
+        say(b"250 ok")
+    elif cmd == b"QUIT":
+        say(b"221 bye")
+        break
+    else:
+        say(b"250 ok")
+"#;
+
+#[test]
+fn smtpd_service_with_stand_in() {
+    let Some(sb) = sandbox!("smtpd_service_with_stand_in") else { return };
+    sb.write_file("/var/qmail/bin/qmail-smtpd", SMTPD_STAND_IN, "root", 0o755);
+    sb.write_control("me", "sandbox.example\n");
+    sb.start_smtpd();
+    let out = sb.smtp_send("alice@example.org", &["bob@example.org"], b"Subject: t\r\n\r\nhello smtp\r\n");
+    assert!(out.status.success(), "smtp_send: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let got = String::from_utf8(sb.read("/tmp/smtp").unwrap_or_default()).unwrap();
+    assert!(got.starts_with("ip=127.0.0.1 relay=True\n"), "{got}");
+    assert!(got.contains("hello smtp"), "{got}");
+    assert!(sb.wait_until(Duration::from_secs(5), || sb.smtpd_log().contains("tcpserver: ok")), "{}", sb.smtpd_log());
+}

@@ -95,6 +95,15 @@ impl<'a> Getopt<'a> {
         self.args.get(ind).and_then(|w| w.get(pos)).copied().unwrap_or(0)
     }
 
+    /// Drops what is left of the current word, so that the next call starts at the next word
+    /// (sendmail's `-E` and `-J`, which swallow the rest of their argument).
+    pub fn skip_rest_of_word(&mut self) {
+        if self.pos > 0 {
+            self.ind += 1;
+            self.pos = 0;
+        }
+    }
+
     /// The next option, without printing anything.
     pub fn next_opt(&mut self) -> Next<'a> {
         let argc = self.args.len();
@@ -217,6 +226,19 @@ mod tests {
         for (words, opts, want) in cases {
             assert_eq!(scan(words, opts), *want, "{words:?} {opts}");
         }
+    }
+
+    #[test]
+    fn skipping_the_rest_of_a_word() {
+        let args = argv(&["sendmail", "-Exyz", "-t", "-J", "r"]);
+        let mut g = Getopt::new(&args, b"EJt");
+        assert_eq!(g.next_opt(), Next::Opt(b'E', None));
+        g.skip_rest_of_word();
+        assert_eq!(g.next_opt(), Next::Opt(b't', None));
+        assert_eq!(g.next_opt(), Next::Opt(b'J', None));
+        g.skip_rest_of_word();
+        assert_eq!(g.next_opt(), Next::Done);
+        assert_eq!(g.operands(), &args[4..]);
     }
 
     #[test]

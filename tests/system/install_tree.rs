@@ -263,6 +263,12 @@ fn install_tree() {
         );
     }
 
+    // Scripts get qmail's home for QMAIL, as qmail's Makefile does.
+    for script in SCRIPTS.iter().filter(|s| want.contains_key(&format!("bin/{s}"))) {
+        let text = String::from_utf8(sb.read(&format!("/var/qmail/bin/{script}")).unwrap()).unwrap();
+        assert!(!text.contains("QMAIL") && text.contains("/var/qmail"), "{script}:\n{text}");
+    }
+
     // The accounts, as INSTALL.ids and tools.md §16 describe them.
     let passwd = String::from_utf8(sb.read("/etc/passwd").unwrap()).unwrap();
     let group = String::from_utf8(sb.read("/etc/group").unwrap()).unwrap();

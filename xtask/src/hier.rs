@@ -26,8 +26,11 @@ pub enum Kind {
 pub enum Source {
     /// A compiled program in the binary directory (target/release, target/debug, ...).
     Binary(&'static str),
-    /// A shell script kept in the source tree, relative to the workspace root.
+    /// A file kept in the source tree, relative to the workspace root, copied as it is.
     Tree(String),
+    /// A shell script in the source tree in which every `QMAIL` becomes conf-qmail (what qmail's
+    /// Makefile does with sed for its scripts and boot files).
+    Script(String),
 }
 
 /// One object of the installed tree.
@@ -59,7 +62,7 @@ impl Sources {
     pub fn locate(&self, source: &Source) -> PathBuf {
         match source {
             Source::Binary(name) => self.bin_dir.join(name),
-            Source::Tree(rel) => self.tree.join(rel),
+            Source::Tree(rel) | Source::Script(rel) => self.tree.join(rel),
         }
     }
 }
@@ -200,7 +203,7 @@ pub fn fixed() -> Vec<Entry> {
 
     for (name, owner, mode) in programs() {
         let source = if SCRIPTS.contains(&name) {
-            Source::Tree(format!("{SCRIPT_DIR}/{name}"))
+            Source::Script(format!("{SCRIPT_DIR}/{name}"))
         } else {
             Source::Binary(name)
         };
@@ -223,7 +226,7 @@ pub fn hier(tree: &Path) -> Vec<Entry> {
         if tree.join("boot").join(name).is_file() {
             h.push(entry(
                 format!("boot/{name}"),
-                Kind::Copy(Source::Tree(format!("boot/{name}"))),
+                Kind::Copy(Source::Script(format!("boot/{name}"))),
                 root,
                 0o755,
             ));
@@ -251,6 +254,22 @@ pub fn hier(tree: &Path) -> Vec<Entry> {
         }
     }
     h
+}
+
+/// Replaces every `QMAIL` in a script by qmail's home (qmail's `sed s}QMAIL}...}g`).
+pub fn substitute(script: &[u8], home: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(script.len());
+    let mut rest = script;
+    while !rest.is_empty() {
+        if rest.starts_with(b"QMAIL") {
+            out.extend_from_slice(home.as_bytes());
+            rest = &rest[5..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
 }
 
 /// The section of a manual page file name `name.N` (N one of 1, 5, 7, 8), if it is one.
@@ -324,7 +343,7 @@ mod tests {
         assert_eq!(find(&h, "queue/lock/trigger").kind, Kind::Fifo);
         assert_eq!(
             find(&h, "bin/datemail").kind,
-            Kind::Copy(Source::Tree("crates/qmail-tools/sh/datemail".into()))
+            Kind::Copy(Source::Script("crates/qmail-tools/sh/datemail".into()))
         );
         assert!(!h.iter().any(|e| e.path == "queue/mess/23"));
     }
@@ -342,6 +361,20 @@ mod tests {
             assert!(seen.insert(e.path.clone()), "{} twice", e.path);
         }
         assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 44);
+    }
+
+    #[test]
+    fn substitution() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"exec QMAIL/bin/predate QMAIL/bin/sendmail", b"exec /var/qmail/bin/predate /var/qmail/bin/sendmail"),
+            (b"cd QMAIL || exit 111", b"cd /var/qmail || exit 111"),
+            (b"QMAILQUEUE", b"/var/qmailQUEUE"),
+            (b"QMAI", b"QMAI"),
+            (b"", b""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(substitute(input, "/var/qmail"), *want, "{input:?}");
+        }
     }
 
     #[test]

@@ -150,7 +150,10 @@ pub fn install(
                         continue;
                     }
                 } else {
-                    let data = fs::read(&from).map_err(|err| fail("read", &from, &err))?;
+                    let mut data = fs::read(&from).map_err(|err| fail("read", &from, &err))?;
+                    if let crate::hier::Source::Script(_) = source {
+                        data = crate::hier::substitute(&data, qmail_core::conf::HOME);
+                    }
                     let tmp = path.with_file_name(format!(
                         ".{}.tmp.{}",
                         file_name(&path),

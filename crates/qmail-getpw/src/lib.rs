@@ -126,13 +126,6 @@ pub fn find(
     }
 }
 
-/// ETXTBSY without a libc dependency (its value is 26 on every Linux architecture).
-fn libc::ETXTBSY -> i32 {
-    io::Error::from(io::ErrorKind::ExecutableFileBusy)
-        .raw_os_error()
-        .unwrap_or(26)
-}
-
 /// getpwnam through qmail-core; a name that is not UTF-8 cannot be looked up and has no account.
 fn system_getpwnam(name: &[u8]) -> Result<Option<Account>, i32> {
     let Ok(name) = std::str::from_utf8(name) else {

@@ -329,3 +329,454 @@ impl Server<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{BadMailFrom, MoreRcptHosts, RcptHosts};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What a fake queue job saw: message bytes, whether it was failed, envelope.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    struct Queued {
+        message: Vec<u8>,
+        failed: bool,
+        sender: Vec<u8>,
+        recipients: Vec<Vec<u8>>,
+    }
+
+    #[derive(Default)]
+    struct FakeQueue {
+        log: Rc<RefCell<Vec<Queued>>>,
+        refuse_start: bool,
+        verdict: Option<&'static str>,
+    }
+
+    struct FakeJob {
+        q: Queued,
+        log: Rc<RefCell<Vec<Queued>>>,
+        verdict: Option<&'static str>,
+    }
+
+    impl Job for FakeJob {
+        fn pid(&self) -> u32 {
+            4242
+        }
+        fn put(&mut self, bytes: &[u8]) {
+            if !self.q.failed {
+                self.q.message.extend_from_slice(bytes);
+            }
+        }
+        fn fail(&mut self) {
+            self.q.failed = true;
+        }
+        fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
+            self.q.sender = sender.to_vec();
+            self.q.recipients = recipients.to_vec();
+            let failed = self.q.failed;
+            self.log.borrow_mut().push(self.q);
+            match (failed, self.verdict) {
+                (true, _) => Err(QueueFailure("Zqq read error (#4.3.0)")),
+                (false, Some(v)) => Err(QueueFailure(v)),
+                (false, None) => Ok(()),
+            }
+        }
+    }
+
+    impl Queue for FakeQueue {
+        type Job = FakeJob;
+        fn start(&mut self) -> io::Result<FakeJob> {
+            if self.refuse_start {
+                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            }
+            Ok(FakeJob {
+                q: Queued::default(),
+                log: self.log.clone(),
+                verdict: self.verdict,
+            })
+        }
+    }
+
+    /// Reads at most `step` bytes per call, to exercise every buffer boundary.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            greeting: b"mx.example".to_vec(),
+            liphost: Some(b"example.com".to_vec()),
+            timeout: 1200,
+            rcpthosts: RcptHosts::new(
+                Some(vec![b"example.com".to_vec(), b".example.net".to_vec()]),
+                MoreRcptHosts::Absent,
+            ),
+            badmailfrom: BadMailFrom::new(Some(vec![
+                b"bad@spam.example".to_vec(),
+                b"@spam.test".to_vec(),
+            ])),
+            databytes: 0,
+        }
+    }
+
+    fn client() -> Client {
+        Client {
+            remote_ip: b"192.0.2.1".to_vec(),
+            remote_host: b"client.example".to_vec(),
+            remote_info: None,
+            local: b"mx.example".to_vec(),
+            relay_client: None,
+            databytes: None,
+        }
+    }
+
+    const BANNER: &str = "220 mx.example ESMTP\r\n";
+    const DATE: &str = "14 Nov 2023 22:13:20 -0000";
+
+    fn session_with(
+        config: &Config,
+        client: &Client,
+        queue: &mut FakeQueue,
+        input: &[u8],
+        step: usize,
+    ) -> (String, i32) {
+        let ipme = IpMe::from_list(&[[127, 0, 0, 1]]);
+        let server = Server {
+            config,
+            client,
+            ipme: &ipme,
+            now: &|| 1_700_000_000,
+        };
+        let mut out = Vec::new();
+        let code = server.serve(Trickle(input, step), &mut out, queue);
+        (String::from_utf8_lossy(&out).into_owned(), code)
+    }
+
+    /// Runs `input` in one read and byte by byte; both must give the same result.
+    fn session(config: &Config, client: &Client, input: &[u8]) -> (String, i32, Vec<Queued>) {
+        let mut q1 = FakeQueue::default();
+        let whole = session_with(config, client, &mut q1, input, usize::MAX);
+        let mut q2 = FakeQueue::default();
+        let bytewise = session_with(config, client, &mut q2, input, 1);
+        assert_eq!(whole, bytewise);
+        assert_eq!(*q1.log.borrow(), *q2.log.borrow());
+        let log = q1.log.borrow().clone();
+        (whole.0, whole.1, log)
+    }
+
+    #[test]
+    fn every_command_and_reply() {
+        let table: &[(&[u8], &str, i32)] = &[
+            (b"QUIT\r\n", "221 mx.example\r\n", 0),
+            (b"quit\n", "221 mx.example\r\n", 0),
+            (b"", "", 1),
+            (b"NOOP", "", 1),
+            (b"HELO client.example\r\nQUIT\r\n", "250 mx.example\r\n221 mx.example\r\n", 0),
+            (b"HELO\r\n", "250 mx.example\r\n", 1),
+            (b"EHLO x\r\n", "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n", 1),
+            (b"NOOP\r\nNOOP x\r\n", "250 ok\r\n250 ok\r\n", 1),
+            (b"RSET\r\n", "250 flushed\r\n", 1),
+            (b"VRFY root\r\n", "252 send some mail, i'll try my best\r\n", 1),
+            (b"HELP\r\n", "214 netqmail home page: http://qmail.org/netqmail\r\n", 1),
+            (b"EXPN root\r\n\r\nSTARTTLS\r\nAUTH LOGIN\r\n", &"502 unimplemented (#5.5.1)\r\n".repeat(4), 1),
+            (b"RCPT TO:<u@example.com>\r\n", "503 MAIL first (#5.5.1)\r\n", 1),
+            (b"DATA\r\n", "503 MAIL first (#5.5.1)\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nDATA\r\n", "250 ok\r\n503 RCPT first (#5.5.1)\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRSET\r\nRCPT TO:<u@example.com>\r\n", "250 ok\r\n250 flushed\r\n503 MAIL first (#5.5.1)\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nHELO x\r\nRCPT TO:<u@example.com>\r\n", "250 ok\r\n250 mx.example\r\n503 MAIL first (#5.5.1)\r\n", 1),
+            (b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\n", "250 ok\r\n250 ok\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<u@evil.example>\r\n", "250 ok\r\n553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<u@a.example.net>\r\n", "250 ok\r\n250 ok\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<u@example.net>\r\n", "250 ok\r\n553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<bad@spam.example>\r\nRCPT TO:<u@example.com>\r\n", "250 ok\r\n553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<x@SPAM.test>\r\nRCPT TO:<u@example.com>\r\n", "250 ok\r\n553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<x@spam.test>\r\nRCPT TO:<u@evil.example>\r\n", "250 ok\r\n553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<x@spam.test>\r\nMAIL FROM:<ok@b>\r\nRCPT TO:<u@example.com>\r\n", "250 ok\r\n250 ok\r\n250 ok\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<@evil.example:u@example.com>\r\n", "250 ok\r\n250 ok\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<@example.com:u@evil.example>\r\n", "250 ok\r\n553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<\"u@evil.example\">\r\n", "250 ok\r\n553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<u@[127.0.0.1]>\r\n", "250 ok\r\n250 ok\r\n", 1),
+            (b"MAIL FROM:<a@b>\r\nRCPT TO:<u@[192.0.2.9]>\r\n", "250 ok\r\n553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n", 1),
+        ];
+        let (config, client) = (config(), client());
+        for &(input, want, code) in table {
+            let (out, got_code, queued) = session(&config, &client, input);
+            assert_eq!(
+                (out.as_str(), got_code),
+                (format!("{BANNER}{want}").as_str(), code),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert!(queued.is_empty());
+        }
+    }
+
+    #[test]
+    fn address_length_limit() {
+        let (config, client) = (config(), client());
+        for (len, want) in [(899, "250 ok\r\n"), (900, "555 syntax error (#5.5.4)\r\n")] {
+            let input = format!("MAIL FROM:<{}>\r\n", "a".repeat(len));
+            let (out, _, _) = session(&config, &client, input.as_bytes());
+            assert_eq!(out, format!("{BANNER}{want}"));
+        }
+        let input = format!(
+            "MAIL FROM:<a@b>\r\nRCPT TO:<{}@example.com>\r\n",
+            "a".repeat(888)
+        );
+        assert_eq!(
+            session(&config, &client, input.as_bytes()).0,
+            format!("{BANNER}250 ok\r\n555 syntax error (#5.5.4)\r\n")
+        );
+        // A failed MAIL leaves the previous transaction in place, as in qmail.
+        let input = format!(
+            "MAIL FROM:<a@b>\r\nMAIL FROM:<{}>\r\nRCPT TO:<u@example.com>\r\n",
+            "a".repeat(900)
+        );
+        let (out, _, _) = session(&config, &client, input.as_bytes());
+        assert_eq!(
+            out,
+            format!("{BANNER}250 ok\r\n555 syntax error (#5.5.4)\r\n250 ok\r\n")
+        );
+    }
+
+    fn received(helo: &str) -> String {
+        format!(
+            "Received: from client.example{helo} (192.0.2.1)\n  by mx.example with SMTP; {DATE}\n"
+        )
+    }
+
+    #[test]
+    fn a_whole_transaction() {
+        let (config, client) = (config(), client());
+        let input = b"EHLO Other.Example\r\nMAIL FROM:<s@x.example> SIZE=100\r\nRCPT TO:<u@example.com>\r\nRCPT TO:<v@example.com>\r\nDATA\r\nSubject: hi\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n";
+        let (out, code, queued) = session(&config, &client, input);
+        assert_eq!(code, 0);
+        assert_eq!(
+            out,
+            format!("{BANNER}250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok 1700000000 qp 4242\r\n221 mx.example\r\n")
+        );
+        let want = Queued {
+            message: format!(
+                "{}Subject: hi\n\n.dot\nbody\n",
+                received(" (HELO Other.Example)")
+            )
+            .into_bytes(),
+            failed: false,
+            sender: b"s@x.example".to_vec(),
+            recipients: vec![b"u@example.com".to_vec(), b"v@example.com".to_vec()],
+        };
+        assert_eq!(queued, vec![want]);
+        // A new MAIL is needed after DATA.
+        let input = b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n.\r\nRCPT TO:<u@example.com>\r\nDATA\r\n";
+        let (out, _, queued) = session(&config, &client, input);
+        assert_eq!(out, format!("{BANNER}250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok 1700000000 qp 4242\r\n503 MAIL first (#5.5.1)\r\n503 MAIL first (#5.5.1)\r\n"));
+        assert_eq!(queued[0].message, received("").into_bytes());
+    }
+
+    #[test]
+    fn helo_matching_remote_host_is_not_shown() {
+        let (config, client) = (config(), client());
+        for (helo, shown) in [
+            ("HELO CLIENT.example", ""),
+            ("HELO", " (HELO )"),
+            ("EHLO a(b)", " (HELO a?b?)"),
+        ] {
+            let input =
+                format!("{helo}\r\nMAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nx\r\n.\r\n");
+            let (_, _, queued) = session(&config, &client, input.as_bytes());
+            assert_eq!(
+                String::from_utf8_lossy(&queued[0].message),
+                format!("{}x\n", received(shown))
+            );
+        }
+    }
+
+    #[test]
+    fn relayclient_bypasses_rcpthosts_and_appends() {
+        let config = config();
+        for (relay, addr, want) in [
+            ("", "u@evil.example", "u@evil.example"),
+            ("@relay", "u", "u@relay"),
+            ("", "u%evil@example.com", "u%evil@example.com"),
+        ] {
+            let client = Client {
+                relay_client: Some(relay.as_bytes().to_vec()),
+                ..client()
+            };
+            let input = format!("MAIL FROM:<x@spam.test>\r\nRCPT TO:<{addr}>\r\nMAIL FROM:<>\r\nRCPT TO:<{addr}>\r\nDATA\r\n.\r\n");
+            let (out, _, queued) = session(&config, &client, input.as_bytes());
+            assert!(
+                out.contains("553 sorry, your envelope sender"),
+                "badmailfrom still applies"
+            );
+            assert_eq!(queued[0].recipients, vec![want.as_bytes().to_vec()]);
+        }
+    }
+
+    #[test]
+    fn bare_lf_and_smuggling_stop_the_session() {
+        let (config, client) = (config(), client());
+        let head = b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n".to_vec();
+        for body in [
+            &b"a\nb\r\n.\r\n"[..],
+            b"a\r\n.\nMAIL FROM:<>\r\n",
+            b"a\r.\nQUIT\r\n",
+            b"a\n.\n",
+            b"\n",
+        ] {
+            let input = [head.as_slice(), body].concat();
+            let (out, code, queued) = session(&config, &client, &input);
+            assert_eq!(out, format!("{BANNER}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"));
+            assert_eq!(code, 1);
+            assert!(queued.is_empty(), "nothing reaches the queue");
+        }
+        // Bare LF in commands is fine; NUL and 8-bit bytes in the body pass through.
+        let input = [
+            b"MAIL FROM:<>\nRCPT TO:<u@example.com>\nDATA\n".as_slice(),
+            b"\0\xff\xfe\r\n.\r\n",
+        ]
+        .concat();
+        let (out, _, queued) = session(&config, &client, &input);
+        assert!(out.ends_with("250 ok 1700000000 qp 4242\r\n"));
+        assert!(queued[0].message.ends_with(b"\0\xff\xfe\n"));
+    }
+
+    #[test]
+    fn hop_limit() {
+        let (config, client) = (config(), client());
+        for (hops, ok) in [(99, true), (100, false)] {
+            let mut input = b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n".to_vec();
+            input.extend(b"Received: x\r\n".repeat(hops / 2));
+            input.extend(b"Delivered-To: y\r\n".repeat(hops - hops / 2));
+            input.extend(b"\r\nbody\r\n.\r\nNOOP\r\n");
+            let (out, _, queued) = session(&config, &client, &input);
+            let want = if ok {
+                "250 ok 1700000000 qp 4242\r\n"
+            } else {
+                "554 too many hops, this message is looping (#5.4.6)\r\n"
+            };
+            assert_eq!(
+                out,
+                format!("{BANNER}250 ok\r\n250 ok\r\n354 go ahead\r\n{want}250 ok\r\n")
+            );
+            assert_eq!(queued[0].failed, !ok);
+        }
+    }
+
+    #[test]
+    fn databytes_limit() {
+        let config = Config {
+            databytes: 10,
+            ..config()
+        };
+        let client = client();
+        let ehlo = session(&config, &client, b"EHLO x\r\n").0;
+        assert_eq!(
+            ehlo,
+            format!("{BANNER}250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10\r\n250 8BITMIME\r\n")
+        );
+        // 10 stored bytes (CR LF counts as one, the stuffed dot not at all) are fine, 11 are not.
+        for (body, ok) in [
+            (&b"123456789\r\n"[..], true),
+            (b"..3456789\r\n", true),
+            (b"1234567890\r\n", false),
+            (b"12345678\r\n\r\n", true),
+            (b"123456789\r\n\r\n", false),
+        ] {
+            let input = [
+                b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n".as_slice(),
+                body,
+                b".\r\nNOOP\r\n",
+            ]
+            .concat();
+            let (out, _, queued) = session(&config, &client, &input);
+            let want = if ok {
+                "250 ok 1700000000 qp 4242\r\n"
+            } else {
+                "552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n"
+            };
+            assert_eq!(
+                out,
+                format!("{BANNER}250 ok\r\n250 ok\r\n354 go ahead\r\n{want}250 ok\r\n"),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(queued[0].failed, !ok);
+        }
+    }
+
+    #[test]
+    fn queue_failures() {
+        let (config, client) = (config(), client());
+        let input = b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nx\r\n.\r\n";
+        let head = format!("{BANNER}250 ok\r\n250 ok\r\n");
+        let table: &[(FakeQueue, &str)] = &[
+            (FakeQueue { refuse_start: true, ..Default::default() }, "451 qqt failure (#4.3.0)\r\n502 unimplemented (#5.5.1)\r\n502 unimplemented (#5.5.1)\r\n"),
+            (FakeQueue { verdict: Some("Zqq write error or disk full (#4.3.0)"), ..Default::default() }, "354 go ahead\r\n451 qq write error or disk full (#4.3.0)\r\n"),
+            (FakeQueue { verdict: Some("Denvelope address too long for qq (#5.1.3)"), ..Default::default() }, "354 go ahead\r\n554 envelope address too long for qq (#5.1.3)\r\n"),
+        ];
+        for (q, want) in table {
+            let mut q = FakeQueue {
+                log: Rc::default(),
+                ..*q
+            };
+            let (out, code) = session_with(&config, &client, &mut q, input, usize::MAX);
+            assert_eq!((out, code), (format!("{head}{want}"), 1));
+        }
+        // After qqt failure the transaction is closed.
+        let mut q = FakeQueue {
+            refuse_start: true,
+            ..Default::default()
+        };
+        let (out, _) = session_with(
+            &config,
+            &client,
+            &mut q,
+            b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nDATA\r\n",
+            usize::MAX,
+        );
+        assert!(out.ends_with("451 qqt failure (#4.3.0)\r\n503 MAIL first (#5.5.1)\r\n"));
+    }
+
+    #[test]
+    fn timeout_and_write_errors() {
+        struct Silent;
+        impl Read for Silent {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::TimedOut))
+            }
+        }
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (config, client) = (config(), client());
+        let ipme = IpMe::default();
+        let server = Server {
+            config: &config,
+            client: &client,
+            ipme: &ipme,
+            now: &|| 0,
+        };
+        let mut out = Vec::new();
+        assert_eq!(server.serve(Silent, &mut out, &mut FakeQueue::default()), 1);
+        assert_eq!(out, format!("{BANNER}451 timeout (#4.4.2)\r\n").as_bytes());
+        assert_eq!(
+            server.serve(&b"QUIT\r\n"[..], Broken, &mut FakeQueue::default()),
+            1
+        );
+    }
+}

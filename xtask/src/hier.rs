@@ -366,7 +366,10 @@ mod tests {
     #[test]
     fn substitution() {
         let cases: &[(&[u8], &[u8])] = &[
-            (b"exec QMAIL/bin/predate QMAIL/bin/sendmail", b"exec /var/qmail/bin/predate /var/qmail/bin/sendmail"),
+            (
+                b"exec QMAIL/bin/predate QMAIL/bin/sendmail",
+                b"exec /var/qmail/bin/predate /var/qmail/bin/sendmail",
+            ),
             (b"cd QMAIL || exit 111", b"cd /var/qmail || exit 111"),
             (b"QMAILQUEUE", b"/var/qmailQUEUE"),
             (b"QMAI", b"QMAI"),

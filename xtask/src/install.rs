@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub enum Ownership {
     /// chown every object to the owner and group of its entry (needs root).
     Set,
-    /// Leave ownership alone (stage).
+    /// Leave ownership alone and drop setuid/setgid bits from files (stage).
     Skip,
 }
 
@@ -206,7 +206,12 @@ fn settle(path: &Path, e: &Entry, own: Ownership, ids: Option<&Ids>) -> Result<(
         std::os::unix::fs::lchown(path, Some(uid), Some(gid))
             .map_err(|err| fail("chown", path, &err))?;
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(e.mode))
+    // Staged without ownership, a setuid file would run as whoever staged it (often root).
+    let mode = match (own, &e.kind) {
+        (Ownership::Skip, Kind::Copy(_) | Kind::Zeroed(_)) => e.mode & !0o6000,
+        _ => e.mode,
+    };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|err| fail("chmod", path, &err))
 }
 
@@ -366,6 +371,26 @@ mod tests {
         assert_eq!(fs::read(home.join("q/tcpto")).unwrap(), vec![7u8; 1024]);
         assert_eq!(fs::read(home.join("q/msg")).unwrap(), b"queued");
         assert_eq!(fs::read(home.join("prog")).unwrap(), b"v2");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn staging_drops_setuid() {
+        let dir = scratch("suid");
+        fs::write(dir.join("prog"), b"x").unwrap();
+        let home = dir.join("home");
+        let entries = vec![
+            e("", Kind::Dir, 0o2755),
+            e("suid", Kind::Copy(Source::Binary("prog")), 0o4711),
+        ];
+        let sources = Sources {
+            bin_dir: dir.clone(),
+            tree: dir.clone(),
+        };
+        install(&home, &entries, &sources, Ownership::Skip, None).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&home.join("suid")), 0o711);
+        assert_eq!(mode(&home), 0o2755);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -69,7 +69,14 @@ pub fn setup(binds: &[String]) -> Result<(), String> {
     for (dir, mode) in TMPFS {
         let inside = format!("{root}{dir}");
         mkdir(&inside)?;
-        mount(&["-t", "tmpfs", "-o", &format!("mode={mode}"), "qmail-sandbox", &inside])?;
+        mount(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("mode={mode}"),
+            "qmail-sandbox",
+            &inside,
+        ])?;
     }
     for b in binds {
         let inside = format!("{root}{b}");

@@ -14,6 +14,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("swaks", "swaks"),
     ("curl", "curl"),
     ("python3", "python3"),
+    ("ip", "iproute2"),
 ];
 
 /// True if `name` is an executable in one of the system's binary directories.

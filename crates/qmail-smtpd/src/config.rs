@@ -189,5 +189,10 @@ mod tests {
         let dir = dir_with(&[("smtpgreeting", b"greet\n")]);
         let c = Config::load(&dir, &Client::default()).unwrap();
         assert_eq!((c.greeting.as_slice(), c.liphost), (&b"greet"[..], None));
+        for n in 0..4 {
+            let _ = std::fs::remove_dir_all(
+                dir.with_file_name(format!("qmail-smtpd-config-{}-{n}", std::process::id())),
+            );
+        }
     }
 }

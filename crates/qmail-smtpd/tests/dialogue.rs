@@ -40,7 +40,11 @@ fn skip(test: &str) -> bool {
     if is_root() {
         return false;
     }
-    eprintln!("SKIPPED: qmail-smtpd {test}: needs root for a private mount namespace (CI must run this as root)");
+    // Written to the real stderr, not through the test harness's capture, so it is always seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: qmail-smtpd {test}: needs root for a private mount namespace (CI must run this as root)"
+    );
     true
 }
 

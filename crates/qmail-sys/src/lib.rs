@@ -6,11 +6,13 @@
 //! so that every other crate can `forbid(unsafe_code)`.
 //!
 //! Modules: [`spawn`] (the one audited fork/exec door, qmail's `wait`/`fd_move`/`prot` usage),
-//! [`prot`] (privilege drop and its verification), [`sig`] (signal dispositions, qmail's `sig_*`).
+//! [`prot`] (privilege drop and its verification), [`sig`] (signal dispositions, qmail's `sig_*`),
+//! [`localtime`] (the local UTC offset, for predate).
 #![deny(missing_docs)]
 
 pub mod bugcatch;
 pub mod fd;
+pub mod localtime;
 pub mod prot;
 pub mod sig;
 pub mod spawn;

@@ -115,3 +115,23 @@ fn smtpd_service_with_stand_in() {
     assert!(got.contains("hello smtp"), "{got}");
     assert!(sb.wait_until(Duration::from_secs(5), || sb.smtpd_log().contains("tcpserver: ok")), "{}", sb.smtpd_log());
 }
+
+#[test]
+fn start_qmail_delivers_to_maildir() {
+    let Some(sb) = sandbox!("start_qmail_delivers_to_maildir") else { return };
+    let needed = ["qmail-start", "qmail-send", "qmail-lspawn", "qmail-rspawn", "qmail-clean", "qmail-getpw", "qmail-local", "qmail-queue"];
+    if !needed.iter().all(|p| sb.has_program(p)) {
+        return;
+    }
+    sb.write_control("me", "sandbox.example\n");
+    sb.sh_ok("mkdir -p /home/alice/Maildir/new /home/alice/Maildir/cur /home/alice/Maildir/tmp && chown -R alice:alice /home/alice/Maildir && chmod -R 0700 /home/alice/Maildir");
+    sb.start_qmail("./Maildir/");
+    let q = sb.inject(b"Subject: e2e\n\nthrough the whole pipeline\n", "bob@sandbox.example", &["alice@sandbox.example"], 1002, 1002);
+    assert_eq!(q.code, Some(0), "qmail-queue: {}", q.stderr);
+    let delivered = sb.wait_until(Duration::from_secs(20), || !sb.maildir_messages("alice").is_empty());
+    assert!(delivered, "nothing delivered; log:\n{}", sb.log());
+    let msg = String::from_utf8_lossy(&sb.maildir_messages("alice")[0]).into_owned();
+    assert!(msg.contains("through the whole pipeline"), "{msg}");
+    assert!(sb.wait_queue_empty(Duration::from_secs(20)), "queue not empty: {:?}", sb.queue_files(""));
+    assert!(sb.log().contains("status: local 0/10 remote 0/20"), "{}", sb.log());
+}

@@ -146,7 +146,10 @@ mod tests {
                 "root",
                 Some("alias\x007790\x002108\0/var/qmail/alias\0-\0root\0"),
             ),
-            ("Joe-Direct", Some("joe\x00507\x00100\0/home/joe\0-\0Direct\0")),
+            (
+                "Joe-Direct",
+                Some("joe\x00507\x00100\0/home/joe\0-\0Direct\0"),
+            ),
             ("joe-", Some("joe\x00507\x00100\0/home/joe\0-\0\0")),
             (
                 "joe-list-Foo-Bar",

@@ -61,6 +61,14 @@ fn run(
     std::fs::create_dir_all(dir.join("control")).unwrap();
     for (file, body) in controls {
         std::fs::write(dir.join("control").join(file), body).unwrap();
+        if *file == "morercpthosts" {
+            // What qmail-newmrh would make: lowercased keys, empty data.
+            let mut cdb = qmail_cdb::Builder::new();
+            for line in body.lines().filter(|l| !l.is_empty()) {
+                cdb.add(line.to_ascii_lowercase().as_bytes(), b"").unwrap();
+            }
+            std::fs::write(dir.join("control/morercpthosts.cdb"), cdb.finish()).unwrap();
+        }
     }
     let queue = dir.join("fake-queue");
     let d = dir.display();
@@ -142,6 +150,7 @@ const CONTROLS: &[(&str, &str)] = &[
     ("smtpgreeting", "mx.example Hi there\n"),
     ("rcpthosts", "example.com\n.example.net\nmx.example\n"),
     ("badmailfrom", "@spam.test\n"),
+    ("morercpthosts", "More.Example\n.wild.example\n"),
 ];
 
 const ENV: &[(&str, &str)] = &[
@@ -158,7 +167,8 @@ fn whole_dialogue_and_queued_bytes() {
     }
     let input = b"EHLO helo.example\r\nMAIL FROM:<x@spam.test>\r\nRCPT TO:<u@example.com>\r\n\
 MAIL FROM:<sender@client.example> BODY=8BITMIME\r\nRCPT TO:<u@evil.example>\r\nRCPT TO:<u@example.com>\r\n\
-RCPT TO:<v@a.example.net>\r\nRCPT TO:<w@[127.0.0.1]>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\n8-bit \xe9\r\n.\r\nQUIT\r\n";
+RCPT TO:<v@a.example.net>\r\nRCPT TO:<w@[127.0.0.1]>\r\nRCPT TO:<m@MORE.example>\r\nRCPT TO:<m@x.more.example>\r\n\
+RCPT TO:<n@a.wild.example>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\n8-bit \xe9\r\n.\r\nQUIT\r\n";
     let before = now();
     let r = run("dialogue", CONTROLS, ENV, input, true);
     let after = now();
@@ -179,8 +189,8 @@ RCPT TO:<v@a.example.net>\r\nRCPT TO:<w@[127.0.0.1]>\r\nDATA\r\nSubject: test\r\
     let want = format!(
         "220 {greet} ESMTP\r\n250-{greet}\r\n250-PIPELINING\r\n250 8BITMIME\r\n250 ok\r\n\
 553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)\r\n250 ok\r\n\
-553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n250 ok\r\n250 ok\r\n250 ok\r\n\
-354 go ahead\r\n250 ok {when} qp {pid}\r\n221 {greet}\r\n"
+553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n\
+553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n250 ok\r\n354 go ahead\r\n250 ok {when} qp {pid}\r\n221 {greet}\r\n"
     );
     assert_eq!(r.output, want);
     assert_eq!(r.code, Some(0));
@@ -196,7 +206,7 @@ RCPT TO:<v@a.example.net>\r\nRCPT TO:<w@[127.0.0.1]>\r\nDATA\r\nSubject: test\r\
     assert!(matches, "{}", String::from_utf8_lossy(&message));
     assert_eq!(
         r.file("envelope"),
-        b"Fsender@client.example\0Tu@example.com\0Tv@a.example.net\0Tw@mx.example\0\0"
+        b"Fsender@client.example\0Tu@example.com\0Tv@a.example.net\0Tw@mx.example\0Tm@MORE.example\0Tn@a.wild.example\0\0"
     );
 }
 

@@ -31,11 +31,17 @@ pub struct Failure {
 impl Failure {
     /// A permanent failure.
     pub fn perm(message: &[u8]) -> Self {
-        Failure { code: EXIT_PERM, message: message.to_vec() }
+        Failure {
+            code: EXIT_PERM,
+            message: message.to_vec(),
+        }
     }
     /// A temporary failure.
     pub fn temp(message: &[u8]) -> Self {
-        Failure { code: EXIT_TEMP, message: message.to_vec() }
+        Failure {
+            code: EXIT_TEMP,
+            message: message.to_vec(),
+        }
     }
     fn with(code: i32, head: &[u8], tail: &[u8]) -> Self {
         let mut message = head.to_vec();
@@ -80,7 +86,12 @@ pub struct Options {
 /// Parses qmail-inject's arguments (argv\[0\] first); `None` for an unknown option (qmail-inject
 /// exits 100 without a message).
 pub fn parse_options(args: &[Vec<u8>]) -> Option<Options> {
-    let mut o = Options { strategy: Strategy::ArgsElseHeader, sender: None, print: false, recipients: Vec::new() };
+    let mut o = Options {
+        strategy: Strategy::ArgsElseHeader,
+        sender: None,
+        print: false,
+        recipients: Vec::new(),
+    };
     let mut g = Getopt::new(args, b"aAhHnNf:");
     loop {
         match g.next_opt() {
@@ -150,7 +161,8 @@ impl Identity {
     /// Reads the identity through `env`.
     pub fn from_env(env: &dyn Fn(&str) -> Option<Vec<u8>>) -> Self {
         let first = |vars: &[&str]| vars.iter().find_map(|v| env(v));
-        let user = first(&["QMAILUSER", "MAILUSER", "USER", "LOGNAME"]).unwrap_or_else(|| b"anonymous".to_vec());
+        let user = first(&["QMAILUSER", "MAILUSER", "USER", "LOGNAME"])
+            .unwrap_or_else(|| b"anonymous".to_vec());
         let host = first(&["QMAILHOST", "MAILHOST"]);
         Identity {
             name: first(&["QMAILNAME", "MAILNAME", "NAME"]),
@@ -220,7 +232,11 @@ fn address_use(k: Known) -> Option<Use> {
 
 /// The tokens of `user@host` (or of `user` alone), the user quoted if needed.
 fn address_tokens(user: &[u8], host: Option<&[u8]>) -> Vec<Token> {
-    let kind = if quote_local(user) == user { Kind::Atom } else { Kind::Quote };
+    let kind = if quote_local(user) == user {
+        Kind::Atom
+    } else {
+        Kind::Quote
+    };
     let mut t = vec![Token::new(kind, user)];
     if let Some(h) = host {
         t.push(Token::special(Kind::At));
@@ -234,7 +250,11 @@ fn not_parsed(field: &[u8]) -> Failure {
 }
 
 /// Rewrites an address field; `each` sees every rewritten address in envelope form, right to left.
-fn rewrite_field(field: &[u8], cfg: &Config, mut each: impl FnMut(Vec<u8>)) -> Result<Vec<u8>, Failure> {
+fn rewrite_field(
+    field: &[u8],
+    cfg: &Config,
+    mut each: impl FnMut(Vec<u8>),
+) -> Result<Vec<u8>, Failure> {
     let tokens = token822::parse(field).map_err(|_| not_parsed(field))?;
     let out = addrlist(&tokens, |a| {
         rewrite(a, cfg);
@@ -292,11 +312,15 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
     let flags = ctx.flags;
     let mut arg_recips = Vec::new();
     for r in &opts.recipients {
-        let a = rewrite_bare(r, cfg).ok_or_else(|| Failure::with(EXIT_PERM, b"unable to parse address: ", r))?;
+        let a = rewrite_bare(r, cfg)
+            .ok_or_else(|| Failure::with(EXIT_PERM, b"unable to parse address: ", r))?;
         arg_recips.push(a);
     }
     let forced_sender = match &opts.sender {
-        Some(s) => Some(rewrite_bare(s, cfg).ok_or_else(|| Failure::with(EXIT_PERM, b"unable to parse address: ", s))?),
+        Some(s) => Some(
+            rewrite_bare(s, cfg)
+                .ok_or_else(|| Failure::with(EXIT_PERM, b"unable to parse address: ", s))?,
+        ),
         None => None,
     };
 
@@ -314,7 +338,9 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
             Some(k) => {
                 seen.insert(k);
             }
-            None if !hfield::valid(f) => return Err(Failure::with(EXIT_PERM, b"invalid header field: ", f)),
+            None if !hfield::valid(f) => {
+                return Err(Failure::with(EXIT_PERM, b"invalid header field: ", f))
+            }
             None => {}
         }
         let rendered = match k.and_then(address_use) {
@@ -325,7 +351,9 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
                 }
                 Use::Recipient => plain.push(a),
                 Use::Resent => resent.push(a),
-                Use::ReturnPath if !return_path_done && return_path.is_none() => return_path = Some(a),
+                Use::ReturnPath if !return_path_done && return_path.is_none() => {
+                    return_path = Some(a)
+                }
                 Use::ReturnPath | Use::Sender => {}
             })?,
             None => f.clone(),
@@ -343,9 +371,23 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
     let mut header = Vec::new();
     let date = date822(ctx.now);
     let (prefix, date_k, id_k, from_k, to_k, cc_k) = if is_resent {
-        ("Resent-", Known::ResentDate, Known::ResentMessageId, Known::ResentFrom, Known::ResentTo, Known::ResentCc)
+        (
+            "Resent-",
+            Known::ResentDate,
+            Known::ResentMessageId,
+            Known::ResentFrom,
+            Known::ResentTo,
+            Known::ResentCc,
+        )
     } else {
-        ("", Known::Date, Known::MessageId, Known::From, Known::To, Known::Cc)
+        (
+            "",
+            Known::Date,
+            Known::MessageId,
+            Known::From,
+            Known::To,
+            Known::Cc,
+        )
     };
     if !seen.contains(&date_k) {
         header.extend(field(&format!("{prefix}Date"), date.as_bytes()));
@@ -357,12 +399,17 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
         header.extend(from_field(&format!("{prefix}From").into_bytes(), ctx));
     }
     if !seen.contains(&to_k) && !seen.contains(&cc_k) {
-        header.extend(field(&format!("{prefix}Cc"), b"recipient list not shown: ;"));
+        header.extend(field(
+            &format!("{prefix}Cc"),
+            b"recipient list not shown: ;",
+        ));
     }
     if let Some(list) = &ctx.mft {
         if !is_resent
             && !seen.contains(&Known::MailFollowupTo)
-            && tocc.iter().any(|a| list.iter().any(|l| l.eq_ignore_ascii_case(a)))
+            && tocc
+                .iter()
+                .any(|a| list.iter().any(|l| l.eq_ignore_ascii_case(a)))
         {
             let quoted: Vec<Vec<u8>> = tocc.iter().rev().map(|a| quote_address(a)).collect();
             header.extend(field("Mail-Followup-To", &quoted.join(&b",\n  "[..])));
@@ -406,7 +453,11 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
         Strategy::ArgsElseHeader => header_recips,
         Strategy::Both => arg_recips.into_iter().chain(header_recips).collect(),
     };
-    Ok(Prepared { header, sender, recipients })
+    Ok(Prepared {
+        header,
+        sender,
+        recipients,
+    })
 }
 
 /// The `Return-Path:` line `-n` prints first.

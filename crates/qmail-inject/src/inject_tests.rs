@@ -3,7 +3,8 @@
 
 use super::*;
 
-const GEN: &str = "Date: 24 Nov 2026 10:02:47 -0000\nMessage-ID: <20261124100247.4242.qmail@id.example>\n";
+const GEN: &str =
+    "Date: 24 Nov 2026 10:02:47 -0000\nMessage-ID: <20261124100247.4242.qmail@id.example>\n";
 
 fn ctx() -> Context {
     let none = |_: &str| None;
@@ -30,7 +31,11 @@ fn run(fields: &[&str], o: &Options, c: &Context) -> Result<(String, String, Vec
     let f: Vec<Vec<u8>> = fields.iter().map(|s| s.as_bytes().to_vec()).collect();
     let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match prepare(&f, o, c) {
-        Ok(p) => Ok((s(&p.header), s(&p.sender), p.recipients.iter().map(|r| s(r)).collect())),
+        Ok(p) => Ok((
+            s(&p.header),
+            s(&p.sender),
+            p.recipients.iter().map(|r| s(r)).collect(),
+        )),
         Err(e) => Err(format!("{} {}", e.code, s(&e.message))),
     }
 }
@@ -109,7 +114,11 @@ fn long_lists_are_folded() {
 #[test]
 fn envelope_sender() {
     let mut c = ctx();
-    let rp: &[&str] = &["Return-Path: <rp@x.y>, <other@x.y>\n", "Return-Path: <third@x.y>\n", "To: a@b.c\n"];
+    let rp: &[&str] = &[
+        "Return-Path: <rp@x.y>, <other@x.y>\n",
+        "Return-Path: <third@x.y>\n",
+        "To: a@b.c\n",
+    ];
     let sender = |fields: &[&str], o: &Options, c: &Context| run(fields, o, c).unwrap().1;
     assert_eq!(sender(rp, &opts(&[]), &c), "other@x.y");
     assert!(!run(rp, &opts(&[]), &c).unwrap().0.contains("Return-Path"));
@@ -122,12 +131,18 @@ fn envelope_sender() {
     assert_eq!(sender(rp, &opts(&[]), &c), "other@x.y-@[]");
     assert_eq!(sender(rp, &opts(&["-fa@b.c"]), &c), "a@b.c");
     c.flags = Flags::parse(b"m");
-    assert_eq!(sender(&[], &opts(&[]), &c), "joe-1795514567.4242@dh.dd.example");
+    assert_eq!(
+        sender(&[], &opts(&[]), &c),
+        "joe-1795514567.4242@dh.dd.example"
+    );
     c.flags = Flags::default();
     c.identity.sender_user = b"a b".to_vec();
     c.identity.sender_host = Some(b"s.example".to_vec());
     assert_eq!(sender(&[], &opts(&[]), &c), "a b@s.example");
-    assert_eq!(return_path_line(b"a b@s.example"), b"Return-Path: <\"a b\"@s.example>\n");
+    assert_eq!(
+        return_path_line(b"a b@s.example"),
+        b"Return-Path: <\"a b\"@s.example>\n"
+    );
     assert_eq!(return_path_line(b""), b"Return-Path: <>\n");
 }
 
@@ -140,8 +155,14 @@ fn recipient_strategies() {
     assert_eq!(recips(&["a1", "a2@x.y"]), ["a1@dh.dd.example", "a2@x.y"]);
     assert_eq!(recips(&["-a"]), Vec::<String>::new());
     assert_eq!(recips(&["-h", "a1"]), ["h2@x.y", "h1@x.y"]);
-    assert_eq!(recips(&["-H", "a1"]), ["a1@dh.dd.example", "h2@x.y", "h1@x.y"]);
-    assert_eq!(recips(&["-H", "--", "-a"]), ["-a@dh.dd.example", "h2@x.y", "h1@x.y"]);
+    assert_eq!(
+        recips(&["-H", "a1"]),
+        ["a1@dh.dd.example", "h2@x.y", "h1@x.y"]
+    );
+    assert_eq!(
+        recips(&["-H", "--", "-a"]),
+        ["-a@dh.dd.example", "h2@x.y", "h1@x.y"]
+    );
     assert_eq!(recips(&["a b"]), ["a b@dh.dd.example"]);
 }
 
@@ -152,14 +173,29 @@ fn generated_from_and_flags() {
     c.identity.host = Some(b"h.example".to_vec());
     let from = |c: &Context, fields: &[&str]| {
         let h = run(fields, &opts(&[]), c).unwrap().0;
-        h.lines().find(|l| l.starts_with("From:")).unwrap().to_string()
+        h.lines()
+            .find(|l| l.starts_with("From:"))
+            .unwrap()
+            .to_string()
     };
-    assert_eq!(from(&c, &[]), "From: \"Joe \\\"Q\\\" Public\" <joe@h.example>");
+    assert_eq!(
+        from(&c, &[]),
+        "From: \"Joe \\\"Q\\\" Public\" <joe@h.example>"
+    );
     c.flags = Flags::parse(b"c");
     assert_eq!(from(&c, &[]), "From: joe@h.example (Joe \\\"Q\\\" Public)");
     c.flags = Flags::parse(b"fi");
-    let h = run(&["From: old@x.y\n", "Message-ID: <old@x>\n", "To: a@b.c\n"], &opts(&[]), &c).unwrap().0;
-    assert_eq!(h, format!("{GEN}From: \"Joe \\\"Q\\\" Public\" <joe@h.example>\nTo: a@b.c\n"));
+    let h = run(
+        &["From: old@x.y\n", "Message-ID: <old@x>\n", "To: a@b.c\n"],
+        &opts(&[]),
+        &c,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(
+        h,
+        format!("{GEN}From: \"Joe \\\"Q\\\" Public\" <joe@h.example>\nTo: a@b.c\n")
+    );
     c.flags = Flags::default();
     c.identity.name = None;
     c.identity.host = None;
@@ -173,12 +209,23 @@ fn mail_followup_to() {
     c.mft = Some(vec![b"LIST@x.y".to_vec()]);
     let fields: &[&str] = &["To: list@x.y\n", "Cc: a@b.c, \"d e\"@f.g\n"];
     let h = run(fields, &opts(&[]), &c).unwrap().0;
-    assert!(h.contains("Mail-Followup-To: a@b.c,\n  \"d e\"@f.g,\n  list@x.y\nTo: list@x.y\n"), "{h}");
+    assert!(
+        h.contains("Mail-Followup-To: a@b.c,\n  \"d e\"@f.g,\n  list@x.y\nTo: list@x.y\n"),
+        "{h}"
+    );
     let h = run(&["To: other@x.y\n"], &opts(&[]), &c).unwrap().0;
     assert!(!h.contains("Mail-Followup-To"));
-    let h = run(&["To: list@x.y\n", "Mail-Followup-To: me@x.y\n"], &opts(&[]), &c).unwrap().0;
+    let h = run(
+        &["To: list@x.y\n", "Mail-Followup-To: me@x.y\n"],
+        &opts(&[]),
+        &c,
+    )
+    .unwrap()
+    .0;
     assert_eq!(h.matches("Mail-Followup-To").count(), 1);
-    let h = run(&["To: list@x.y\n", "Resent-From: me@x.y\n"], &opts(&[]), &c).unwrap().0;
+    let h = run(&["To: list@x.y\n", "Resent-From: me@x.y\n"], &opts(&[]), &c)
+        .unwrap()
+        .0;
     assert!(!h.contains("Mail-Followup-To"));
 }
 
@@ -186,10 +233,26 @@ fn mail_followup_to() {
 fn failures() {
     let c = ctx();
     let cases: &[(&[&str], &[&str], &str)] = &[
-        (&["To: a (b\n"], &[], "100 unable to parse this line:\nTo: a (b"),
-        (&["Cc: a,\n b: c\n"], &[], "100 unable to parse this line:\nCc: a,\n b: c"),
-        (&["Subject: x\n"], &["a@b(c"], "100 unable to parse address: a@b(c"),
-        (&["Subject: x\n"], &["-f", "x@]"], "100 unable to parse address: x@]"),
+        (
+            &["To: a (b\n"],
+            &[],
+            "100 unable to parse this line:\nTo: a (b",
+        ),
+        (
+            &["Cc: a,\n b: c\n"],
+            &[],
+            "100 unable to parse this line:\nCc: a,\n b: c",
+        ),
+        (
+            &["Subject: x\n"],
+            &["a@b(c"],
+            "100 unable to parse address: a@b(c",
+        ),
+        (
+            &["Subject: x\n"],
+            &["-f", "x@]"],
+            "100 unable to parse address: x@]",
+        ),
         (&["bad line\n"], &[], "100 invalid header field: bad line"),
     ];
     for (fields, args, want) in cases {

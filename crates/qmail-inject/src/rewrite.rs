@@ -155,7 +155,12 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = rewrite_bare(input, &cfg()).unwrap();
-            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         assert_eq!(rewrite_bare(b"a@b(c", &cfg()), None);
         let dotted = Config::new(b"host.example", b"dd", b"pd", b"id");
@@ -187,12 +192,21 @@ mod tests {
         let controls = Controls::open(&dir).unwrap();
         let none = |_: &str| None;
         let c = Config::load(&controls, &none).unwrap();
-        assert_eq!(c, Config::new(b"me.example", b"me.example", b"plus.example", b"me.example"));
+        assert_eq!(
+            c,
+            Config::new(b"me.example", b"me.example", b"plus.example", b"me.example")
+        );
         let env = |v: &str| (v == "QMAILIDHOST").then(|| b"env.example".to_vec());
-        assert_eq!(Config::load(&controls, &env).unwrap().idhost, b"env.example");
+        assert_eq!(
+            Config::load(&controls, &env).unwrap().idhost,
+            b"env.example"
+        );
         std::fs::remove_file(dir.join("me")).unwrap();
         let c = Config::load(&Controls::open(&dir).unwrap(), &none).unwrap();
-        assert_eq!(c, Config::new(b"defaulthost", b"defaultdomain", b"plus.example", b"idhost"));
+        assert_eq!(
+            c,
+            Config::new(b"defaulthost", b"defaultdomain", b"plus.example", b"idhost")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

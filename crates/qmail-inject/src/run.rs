@@ -22,7 +22,10 @@ fn env_bytes(name: &str) -> Option<Vec<u8>> {
 }
 
 /// Copies the rest of the body to `out`, adding a final LF if the input lacks one.
-pub fn copy_body(input: &mut impl BufRead, out: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+pub fn copy_body(
+    input: &mut impl BufRead,
+    out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut last = b'\n';
     loop {
         let buf = match input.fill_buf() {
@@ -46,7 +49,9 @@ pub fn copy_body(input: &mut impl BufRead, out: &mut dyn FnMut(&[u8]) -> io::Res
 
 /// Reads `$QMAILMFTFILE` (before the change of directory, so relative to the caller's cwd).
 fn read_mft() -> Result<Option<Vec<Vec<u8>>>, Failure> {
-    let Some(name) = std::env::var_os("QMAILMFTFILE") else { return Ok(None) };
+    let Some(name) = std::env::var_os("QMAILMFTFILE") else {
+        return Ok(None);
+    };
     match control::read_optional(Path::new(&name)) {
         Ok(c) => Ok(c.map(|c| control::parse_list(&c))),
         Err(_) => Err(Failure::temp(b"read error")),
@@ -97,12 +102,13 @@ fn inject(args: &[Vec<u8>], home: &Path) -> Result<(), Failure> {
         out.write_all(&p.header).map_err(werr)?;
         out.write_all(&body_start).map_err(werr)?;
         if !body_start.is_empty() {
-            copy_body(&mut input, &mut |b| out.write_all(b)).map_err(|_| Failure::temp(b"read error"))?;
+            copy_body(&mut input, &mut |b| out.write_all(b))
+                .map_err(|_| Failure::temp(b"read error"))?;
         }
         return out.flush().map_err(werr);
     }
-    let mut qq =
-        qmail_core::qmail::Injection::start().map_err(|_| Failure::temp(b"unable to run qmail-queue"))?;
+    let mut qq = qmail_core::qmail::Injection::start()
+        .map_err(|_| Failure::temp(b"unable to run qmail-queue"))?;
     qq.put(&p.header);
     qq.put(&body_start);
     if !body_start.is_empty() {

@@ -19,8 +19,15 @@ fn is_phrase(k: Kind) -> bool {
 /// Rewrites every address of the field `tokens` (name and colon included) with `each`, which
 /// gets the address tokens in written order (comments removed) and may change them in place.
 /// Returns the new token list of the whole field, ready for [`crate::token822::unparse`].
-pub fn addrlist(tokens: &[Token], mut each: impl FnMut(&mut Vec<Token>)) -> Result<Vec<Token>, ParseError> {
-    let begin = tokens.iter().position(|t| t.kind == Kind::Colon).ok_or(ParseError)? + 1;
+pub fn addrlist(
+    tokens: &[Token],
+    mut each: impl FnMut(&mut Vec<Token>),
+) -> Result<Vec<Token>, ParseError> {
+    let begin = tokens
+        .iter()
+        .position(|t| t.kind == Kind::Colon)
+        .ok_or(ParseError)?
+        + 1;
     let mut rev: Vec<Token> = Vec::with_capacity(tokens.len() + 8);
     let mut i = tokens.len();
     let mut ingroup = false;
@@ -146,7 +153,10 @@ mod tests {
             }
             seen.push(String::from_utf8_lossy(&unquote(a)).into_owned());
         })?;
-        Ok((String::from_utf8_lossy(&unparse(&out, Some(80))).into_owned(), seen))
+        Ok((
+            String::from_utf8_lossy(&unparse(&out, Some(80))).into_owned(),
+            seen,
+        ))
     }
 
     #[test]
@@ -156,14 +166,34 @@ mod tests {
             (b"To: a, b@x", "To: a@h, b@x\n", &["b@x", "a@h"]),
             (b"To: a b", "To: a@h, b@h\n", &["b@h", "a@h"]),
             (b"To: a.b @ x . y", "To: a.b@x.y\n", &["a.b@x.y"]),
-            (b"To: \"Joe Q\" <joe>", "To: \"Joe Q\" <joe@h>\n", &["joe@h"]),
+            (
+                b"To: \"Joe Q\" <joe>",
+                "To: \"Joe Q\" <joe@h>\n",
+                &["joe@h"],
+            ),
             (b"To: Joe Q. <joe@x>", "To: Joe Q. <joe@x>\n", &["joe@x"]),
             (b"To: <>", "To: <>\n", &[""]),
-            (b"To: joe (Joe Smith)", "To: joe@h (Joe Smith)\n", &["joe@h"]),
+            (
+                b"To: joe (Joe Smith)",
+                "To: joe@h (Joe Smith)\n",
+                &["joe@h"],
+            ),
             (b"To: joe(c)@x", "To: joe@x (c)\n", &["joe@x"]),
-            (b"To: <@r1,@r2:u@x>", "To: <@r1, @r2: u@x>\n", &["@r1,@r2:u@x"]),
-            (b"To: list: a, b;, c", "To: list: a@h, b@h;, c@h\n", &["c@h", "b@h", "a@h"]),
-            (b"Cc: recipient list not shown: ;", "Cc: recipient list not shown: ;\n", &[]),
+            (
+                b"To: <@r1,@r2:u@x>",
+                "To: <@r1, @r2: u@x>\n",
+                &["@r1,@r2:u@x"],
+            ),
+            (
+                b"To: list: a, b;, c",
+                "To: list: a@h, b@h;, c@h\n",
+                &["c@h", "b@h", "a@h"],
+            ),
+            (
+                b"Cc: recipient list not shown: ;",
+                "Cc: recipient list not shown: ;\n",
+                &[],
+            ),
             (b"To: a <x> <y>", "To: a <x@h>, <y@h>\n", &["y@h", "x@h"]),
             (b"To:", "To:\n", &[]),
             (b"To: ,,a", "To: , , a@h\n", &["a@h"]),
@@ -173,9 +203,22 @@ mod tests {
             assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(input));
             assert_eq!(got_seen, *seen, "{:?}", String::from_utf8_lossy(input));
         }
-        for bad in [&b"To: a: b"[..], b"To: g: h: a;;", b"To: a;", b"To: <a", b"To: a>", b"To: <a>b>", b"To: <a;b>", b"x"]
-        {
-            assert_eq!(run(bad), Err(ParseError), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"To: a: b"[..],
+            b"To: g: h: a;;",
+            b"To: a;",
+            b"To: <a",
+            b"To: a>",
+            b"To: <a>b>",
+            b"To: <a;b>",
+            b"x",
+        ] {
+            assert_eq!(
+                run(bad),
+                Err(ParseError),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

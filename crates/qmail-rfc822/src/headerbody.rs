@@ -118,7 +118,11 @@ mod tests {
             s.push_str(&format!("[{}]", String::from_utf8_lossy(f)));
         }
         match h.body_start {
-            Some(b) => s.push_str(&format!("|{}{}", String::from_utf8_lossy(&b), String::from_utf8_lossy(&rest))),
+            Some(b) => s.push_str(&format!(
+                "|{}{}",
+                String::from_utf8_lossy(&b),
+                String::from_utf8_lossy(&rest)
+            )),
             None => s.push_str("|none"),
         }
         s
@@ -127,18 +131,35 @@ mod tests {
     #[test]
     fn table() {
         let cases: &[(&[u8], &str)] = &[
-            (b"To: a\nSubject: x\n\nbody\n", "[To: a\n][Subject: x\n]|\nbody\n"),
+            (
+                b"To: a\nSubject: x\n\nbody\n",
+                "[To: a\n][Subject: x\n]|\nbody\n",
+            ),
             (b"To: a\n b\n\tc\n\nbody", "[To: a\n b\n\tc\n]||\nbody\n"),
             (b"To: a", "[To: a\n]|none"),
             (b"", "|none"),
-            (b"From joe Thu\nTo: a\n\n", "[MBOX-Line: From joe Thu\n][To: a\n]|\n"),
-            (b"To: a\nnot a field\nmore\n", "[To: a\n]|\nnot a field\nmore\n"),
+            (
+                b"From joe Thu\nTo: a\n\n",
+                "[MBOX-Line: From joe Thu\n][To: a\n]|\n",
+            ),
+            (
+                b"To: a\nnot a field\nmore\n",
+                "[To: a\n]|\nnot a field\nmore\n",
+            ),
             (b" leading\n", "|\n leading\n"),
             (b"\nbody\n", "|\nbody\n"),
-            (b"Subject: x\r\n\r\nbody\r\n", "[Subject: x\r\n]|\n\r\nbody\r\n"),
+            (
+                b"Subject: x\r\n\r\nbody\r\n",
+                "[Subject: x\r\n]|\n\r\nbody\r\n",
+            ),
         ];
         for (msg, want) in cases {
-            assert_eq!(show(msg).replace("||", "|"), want.replace("||", "|"), "{:?}", String::from_utf8_lossy(msg));
+            assert_eq!(
+                show(msg).replace("||", "|"),
+                want.replace("||", "|"),
+                "{:?}",
+                String::from_utf8_lossy(msg)
+            );
         }
     }
 

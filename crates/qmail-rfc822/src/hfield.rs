@@ -94,7 +94,10 @@ const NAMES: &[(&[u8], Known)] = &[
     (b"content-length", Known::ContentLength),
     (b"content-type", Known::ContentType),
     (b"content-transfer-encoding", Known::ContentTransferEncoding),
-    (b"notice-requested-upon-delivery-to", Known::NoticeRequestedUponDeliveryTo),
+    (
+        b"notice-requested-upon-delivery-to",
+        Known::NoticeRequestedUponDeliveryTo,
+    ),
     (b"mail-followup-to", Known::MailFollowupTo),
 ];
 
@@ -117,7 +120,10 @@ pub fn valid(line: &[u8]) -> bool {
 /// Which known field `field` is, if any.
 pub fn known(field: &[u8]) -> Option<Known> {
     let n = name(field)?;
-    NAMES.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|&(_, v)| v)
+    NAMES
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(n))
+        .map(|&(_, v)| v)
 }
 
 impl Known {

@@ -36,7 +36,10 @@ pub enum Kind {
 impl Kind {
     /// Whether the token is a word for spacing purposes (atom, quoted string, literal, comment).
     pub fn is_word(self) -> bool {
-        matches!(self, Kind::Atom | Kind::Quote | Kind::Literal | Kind::Comment)
+        matches!(
+            self,
+            Kind::Atom | Kind::Quote | Kind::Literal | Kind::Comment
+        )
     }
 
     fn special(c: u8) -> Option<Kind> {
@@ -78,12 +81,18 @@ pub struct Token {
 impl Token {
     /// A token of `kind` with `text`.
     pub fn new(kind: Kind, text: &[u8]) -> Self {
-        Token { kind, text: text.to_vec() }
+        Token {
+            kind,
+            text: text.to_vec(),
+        }
     }
 
     /// A special (text-less) token.
     pub fn special(kind: Kind) -> Self {
-        Token { kind, text: Vec::new() }
+        Token {
+            kind,
+            text: Vec::new(),
+        }
     }
 }
 
@@ -164,7 +173,10 @@ pub fn parse(field: &[u8]) -> Result<Vec<Token>, ParseError> {
             }
             i += 1;
         }
-        out.push(Token { kind: Kind::Atom, text });
+        out.push(Token {
+            kind: Kind::Atom,
+            text,
+        });
     }
     Ok(out)
 }
@@ -179,7 +191,8 @@ fn needs_space(prev: Option<Kind>, next: Kind) -> bool {
 }
 
 fn atom_needs_quotes(text: &[u8]) -> bool {
-    text.iter().any(|&c| !(32..=126).contains(&c) || matches!(c, b')' | b']' | b'\\'))
+    text.iter()
+        .any(|&c| !(32..=126).contains(&c) || matches!(c, b')' | b']' | b'\\'))
 }
 
 fn push_wrapped(out: &mut Vec<u8>, open: u8, text: &[u8], close: u8) {
@@ -293,10 +306,29 @@ mod tests {
             (b"@,;:<>.", "@ , ; : < > ."),
         ];
         for (input, want) in cases {
-            assert_eq!(show(&parse(input).unwrap()), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                show(&parse(input).unwrap()),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
-        for bad in [&b")"[..], b"]", b"(abc", b"\"abc", b"[abc", b"a\\", b"\"a\\", b"(a(b)"] {
-            assert_eq!(parse(bad), Err(ParseError), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b")"[..],
+            b"]",
+            b"(abc",
+            b"\"abc",
+            b"[abc",
+            b"a\\",
+            b"\"a\\",
+            b"(a(b)",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err(ParseError),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -320,7 +352,10 @@ mod tests {
             (b"To: x\\)y", b"To: \"x\\)y\"\n"),
             (b"To:", b"To:\n"),
             (b"To: a,", b"To: a,\n"),
-            (b"Cc: recipient list not shown: ;", b"Cc: recipient list not shown: ;\n"),
+            (
+                b"Cc: recipient list not shown: ;",
+                b"Cc: recipient list not shown: ;\n",
+            ),
         ];
         for (input, want) in cases {
             let got = unparse(&parse(input).unwrap(), Some(80));
@@ -335,19 +370,31 @@ mod tests {
     fn folding_keeps_lines_at_78() {
         let fits = format!("To: {}@b.c, x@y.z, p@q.r", "a".repeat(56));
         assert_eq!(fits.len(), 78);
-        assert_eq!(unparse(&parse(fits.as_bytes()).unwrap(), Some(80)), format!("{fits}\n").as_bytes());
+        assert_eq!(
+            unparse(&parse(fits.as_bytes()).unwrap(), Some(80)),
+            format!("{fits}\n").as_bytes()
+        );
         let long = format!("To: {}@b.c, x@y.z, p@q.r", "a".repeat(57));
         let want = format!("To: {}@b.c, x@y.z,\n  p@q.r\n", "a".repeat(57));
-        assert_eq!(String::from_utf8_lossy(&unparse(&parse(long.as_bytes()).unwrap(), Some(80))), want);
+        assert_eq!(
+            String::from_utf8_lossy(&unparse(&parse(long.as_bytes()).unwrap(), Some(80))),
+            want
+        );
         // Continuation lines count from their first leading space.
         let many: Vec<String> = (0..12).map(|i| format!("user{i:02}@example.com")).collect();
         let field = format!("To: {}", many.join(", "));
         let out = unparse(&parse(field.as_bytes()).unwrap(), Some(80));
         let text = String::from_utf8(out).unwrap();
         assert!(text.lines().all(|l| l.len() <= 78), "{text}");
-        assert_eq!(text.lines().nth(1).unwrap(), format!("  {}", many[3..6].join(", ")) + ",");
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            format!("  {}", many[3..6].join(", ")) + ","
+        );
         assert_eq!(text.replace("\n  ", " "), format!("{field}\n"));
         // Without a limit nothing is folded.
-        assert_eq!(unparse(&parse(long.as_bytes()).unwrap(), None), format!("{long}\n").as_bytes());
+        assert_eq!(
+            unparse(&parse(long.as_bytes()).unwrap(), None),
+            format!("{long}\n").as_bytes()
+        );
     }
 }

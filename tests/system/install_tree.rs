@@ -264,9 +264,16 @@ fn install_tree() {
     }
 
     // Scripts get qmail's home for QMAIL, as qmail's Makefile does.
-    for script in SCRIPTS.iter().filter(|s| want.contains_key(&format!("bin/{s}"))) {
-        let text = String::from_utf8(sb.read(&format!("/var/qmail/bin/{script}")).unwrap()).unwrap();
-        assert!(!text.contains("QMAIL") && text.contains("/var/qmail"), "{script}:\n{text}");
+    for script in SCRIPTS
+        .iter()
+        .filter(|s| want.contains_key(&format!("bin/{s}")))
+    {
+        let text =
+            String::from_utf8(sb.read(&format!("/var/qmail/bin/{script}")).unwrap()).unwrap();
+        assert!(
+            !text.contains("QMAIL") && text.contains("/var/qmail"),
+            "{script}:\n{text}"
+        );
     }
 
     // The accounts, as INSTALL.ids and tools.md §16 describe them.

@@ -147,3 +147,31 @@ fn getpw(setup: &Setup, local: &[u8]) -> Result<Vec<u8>, i32> {
         _ => Ok(answer),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trash_address_is_delivered_without_lookup() {
+        // "@host": empty local part, exit 0 before any chdir, lookup or exec.
+        let setup = Setup {
+            aliasempty: c"./Maildir/".to_owned(),
+            getpw: Identity::new(1, 1),
+        };
+        let t = Target {
+            message: -1,
+            report: -1,
+            sender: b"",
+            recipient: b"@example.com",
+            at: 0,
+        };
+        assert_eq!(deliver(&setup, &t), 0);
+    }
+
+    #[test]
+    fn argument_bytes_with_nul_are_a_usage_error() {
+        assert_eq!(cstr(b"a\0b"), Err(Qlx::Usage.code()));
+        assert_eq!(cstr(b"ab").unwrap().as_bytes(), b"ab");
+    }
+}

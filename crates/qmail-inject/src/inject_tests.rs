@@ -293,3 +293,17 @@ fn options_and_environment() {
     assert!(f.comment_style && f.delete_return_path && f.delete_from && f.delete_message_id);
     assert!(f.verp_recipient && f.verp_message);
 }
+
+#[test]
+fn hostile_headers_cut_at_every_position() {
+    let c = ctx();
+    let msg: &[u8] = b"To: \"A\\\"B\" <@r:a.b@[1.2.3.4]> (c (d)), g: x@y, <>;, z w\nCc: \x00\xff\r, a+\nReturn-Path: <>\nResent-Bcc: q\n";
+    for n in 0..=msg.len() {
+        let (h, _) = qmail_rfc822::headerbody::split(&msg[..n]).unwrap();
+        let _ = prepare(&h.fields, &opts(&["-H", "x"]), &c);
+    }
+    let long = format!("To: {}\n", "a,".repeat(20_000));
+    let p = prepare(&[long.into_bytes()], &opts(&[]), &c).unwrap();
+    assert_eq!(p.recipients.len(), 20_000);
+    assert!(p.header.split(|&b| b == b'\n').all(|l| l.len() <= 78));
+}

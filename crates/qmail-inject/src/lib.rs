@@ -5,7 +5,7 @@
 //! sendmail maps sendmail's options onto qmail-inject, qmail-qread or qmail-smtpd and execs it;
 //! predate runs a program with a local-time Date field prepended to its input.
 //!
-//! Modules: [`rewrite`] (address rewriting with defaulthost, defaultdomain, plusdomain),
+//! Modules: [`options`] (command line, `QMAILINJECT`, identity from the environment), [`rewrite`] (address rewriting with defaulthost, defaultdomain, plusdomain),
 //! [`inject`] (the pure header completion and envelope computation), [`run`] (qmail-inject's
 //! I/O: environment, control files, stdin, qmail-queue), [`sendmail`], [`predate`].
 //!
@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod inject;
+pub mod options;
 pub mod predate;
 pub mod rewrite;
 pub mod run;

@@ -218,7 +218,14 @@ fn inject_failures() {
         return;
     }
     let home = Home::new(CONTROLS);
-    let cases: &[(&[&str], &[(&str, &str)], &[u8], i32, &str)] = &[
+    type Case<'a> = (
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        &'a [u8],
+        i32,
+        &'a str,
+    );
+    let cases: &[Case] = &[
         (
             &[],
             &[],

@@ -26,13 +26,15 @@ pub fn make(dir: &Path) -> Result<(), Fatal> {
     let shown = dir.display();
     mkdir(dir).map_err(|e| Fatal::io(format!("unable to mkdir {shown}"), &e))?;
     // qmail chdirs into the new directory and creates the rest relative to it.
-    let meta = std::fs::metadata(dir).map_err(|e| Fatal::io(format!("unable to chdir to {shown}"), &e))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| Fatal::io(format!("unable to chdir to {shown}"), &e))?;
     if !meta.is_dir() {
         let e = std::io::Error::from_raw_os_error(nix::errno::Errno::ENOTDIR as i32);
         return Err(Fatal::io(format!("unable to chdir to {shown}"), &e));
     }
     for sub in ["tmp", "new", "cur"] {
-        mkdir(&dir.join(sub)).map_err(|e| Fatal::io(format!("unable to mkdir {shown}/{sub}"), &e))?;
+        mkdir(&dir.join(sub))
+            .map_err(|e| Fatal::io(format!("unable to mkdir {shown}/{sub}"), &e))?;
     }
     Ok(())
 }
@@ -54,7 +56,8 @@ mod tests {
 
     #[test]
     fn makes_a_maildir_once() {
-        let base = std::env::temp_dir().join(format!("qmail-tools-maildirmake-{}", std::process::id()));
+        let base =
+            std::env::temp_dir().join(format!("qmail-tools-maildirmake-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         let md = base.join("Maildir");
@@ -65,9 +68,21 @@ mod tests {
             assert_eq!(m.permissions().mode() & 0o777, 0o700, "{d}");
         }
         let e = make(&md).unwrap_err();
-        assert_eq!(e, Fatal::temp(format!("unable to mkdir {}: file already exists", md.display())));
+        assert_eq!(
+            e,
+            Fatal::temp(format!(
+                "unable to mkdir {}: file already exists",
+                md.display()
+            ))
+        );
         let e = make(&base.join("no/such")).unwrap_err();
-        assert_eq!(e.message, format!("unable to mkdir {}/no/such: file does not exist", base.display()));
+        assert_eq!(
+            e.message,
+            format!(
+                "unable to mkdir {}/no/such: file does not exist",
+                base.display()
+            )
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

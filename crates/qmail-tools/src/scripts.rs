@@ -21,12 +21,30 @@ pub const PLACEHOLDER: &str = "QMAIL";
 
 /// Every script, in qmail's hier order.
 pub const SCRIPTS: &[Script] = &[
-    Script { name: "datemail", source: include_str!("../sh/datemail") },
-    Script { name: "mailsubj", source: include_str!("../sh/mailsubj") },
-    Script { name: "qmail-qstat", source: include_str!("../sh/qmail-qstat") },
-    Script { name: "elq", source: include_str!("../sh/elq") },
-    Script { name: "pinq", source: include_str!("../sh/pinq") },
-    Script { name: "qail", source: include_str!("../sh/qail") },
+    Script {
+        name: "datemail",
+        source: include_str!("../sh/datemail"),
+    },
+    Script {
+        name: "mailsubj",
+        source: include_str!("../sh/mailsubj"),
+    },
+    Script {
+        name: "qmail-qstat",
+        source: include_str!("../sh/qmail-qstat"),
+    },
+    Script {
+        name: "elq",
+        source: include_str!("../sh/elq"),
+    },
+    Script {
+        name: "pinq",
+        source: include_str!("../sh/pinq"),
+    },
+    Script {
+        name: "qail",
+        source: include_str!("../sh/qail"),
+    },
 ];
 
 /// The script text with qmail's home `home` in place of the placeholder.
@@ -62,7 +80,10 @@ mod tests {
             p
         }
         fn install(&self, name: &str) -> PathBuf {
-            self.exe(&format!("bin/{name}"), &render(lookup(name).unwrap(), self.0.to_str().unwrap()))
+            self.exe(
+                &format!("bin/{name}"),
+                &render(lookup(name).unwrap(), self.0.to_str().unwrap()),
+            )
         }
         fn file(&self, rel: &str) -> String {
             std::fs::read_to_string(self.0.join(rel)).unwrap()
@@ -76,15 +97,26 @@ mod tests {
 
     fn run(cmd: &Path, args: &[&str], stdin: &str, path: Option<&Path>) -> (i32, String) {
         let mut c = Command::new(cmd);
-        c.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if let Some(p) = path {
             c.env("PATH", format!("{}:/usr/bin:/bin", p.display()));
         }
         let mut child = c.spawn().unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+        )
     }
 
     #[test]
@@ -95,7 +127,13 @@ mod tests {
             assert!(text.starts_with("#!/bin/sh\n"), "{}", s.name);
             assert!(!text.contains(PLACEHOLDER), "{}", s.name);
             assert!(text.contains("/var/qmail"), "{}", s.name);
-            let ok = Command::new("sh").arg("-n").arg("-c").arg(&text).status().unwrap().success();
+            let ok = Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(&text)
+                .status()
+                .unwrap()
+                .success();
             assert!(ok, "{} does not parse", s.name);
         }
     }
@@ -109,14 +147,25 @@ mod tests {
         }
         assert_eq!(
             run(&q, &[], "", None),
-            (0, "messages in queue: 0\nmessages in queue but not yet preprocessed: 0\n".to_string())
+            (
+                0,
+                "messages in queue: 0\nmessages in queue but not yet preprocessed: 0\n".to_string()
+            )
         );
-        for f in ["queue/mess/0/23", "queue/mess/1/24", "queue/mess/1/47", "queue/todo/47"] {
+        for f in [
+            "queue/mess/0/23",
+            "queue/mess/1/24",
+            "queue/mess/1/47",
+            "queue/todo/47",
+        ] {
             std::fs::write(t.0.join(f), "").unwrap();
         }
         assert_eq!(
             run(&q, &[], "", None),
-            (0, "messages in queue: 3\nmessages in queue but not yet preprocessed: 1\n".to_string())
+            (
+                0,
+                "messages in queue: 3\nmessages in queue but not yet preprocessed: 1\n".to_string()
+            )
         );
     }
 
@@ -125,18 +174,36 @@ mod tests {
         let t = Tree::new("scripts");
         let log = t.0.join("log");
         let log = log.display();
-        t.exe("bin/qmail-inject", &format!("#!/bin/sh\necho \"args:$#\" > {log}\ncat >> {log}\n"));
+        t.exe(
+            "bin/qmail-inject",
+            &format!("#!/bin/sh\necho \"args:$#\" > {log}\ncat >> {log}\n"),
+        );
         let m = t.install("mailsubj");
-        assert_eq!(run(&m, &["Hi \\n there", "a@b", "c@d"], "body\n", None).0, 0);
-        assert_eq!(t.file("log"), "args:0\nSubject: Hi \\n there\nTo: a@b c@d\n\nbody\n");
+        assert_eq!(
+            run(&m, &["Hi \\n there", "a@b", "c@d"], "body\n", None).0,
+            0
+        );
+        assert_eq!(
+            t.file("log"),
+            "args:0\nSubject: Hi \\n there\nTo: a@b c@d\n\nbody\n"
+        );
 
-        t.exe("bin/predate", &format!("#!/bin/sh\nfor a in \"$@\"; do echo \"[$a]\"; done > {log}\n"));
+        t.exe(
+            "bin/predate",
+            &format!("#!/bin/sh\nfor a in \"$@\"; do echo \"[$a]\"; done > {log}\n"),
+        );
         let d = t.install("datemail");
         assert_eq!(run(&d, &["-t", "x y"], "", None).0, 0);
-        assert_eq!(t.file("log"), format!("[{}/bin/sendmail]\n[-t]\n[x y]\n", t.0.display()));
+        assert_eq!(
+            t.file("log"),
+            format!("[{}/bin/sendmail]\n[-t]\n[x y]\n", t.0.display())
+        );
 
         let fake = t.0.join("fakebin");
-        t.exe("fakebin/elm", &format!("#!/bin/sh\necho \"elm $*\" > {log}\n"));
+        t.exe(
+            "fakebin/elm",
+            &format!("#!/bin/sh\necho \"elm $*\" > {log}\n"),
+        );
         t.exe("bin/maildir2mbox", "#!/bin/sh\nexit 0\n");
         let e = t.install("elq");
         assert_eq!(run(&e, &["-f", "box"], "", Some(&fake)).0, 0);
@@ -145,7 +212,9 @@ mod tests {
         std::fs::write(t.0.join("log"), "").unwrap();
         assert_eq!(run(&e, &[], "", Some(&fake)).0, 111);
         assert_eq!(t.file("log"), "");
-        assert!(render(lookup("pinq").unwrap(), "/q").ends_with("/q/bin/maildir2mbox && exec pine \"$@\"\n"));
-        assert!(render(lookup("qail").unwrap(), "/q").ends_with("/q/bin/maildir2mbox && exec Mail \"$@\"\n"));
+        assert!(render(lookup("pinq").unwrap(), "/q")
+            .ends_with("/q/bin/maildir2mbox && exec pine \"$@\"\n"));
+        assert!(render(lookup("qail").unwrap(), "/q")
+            .ends_with("/q/bin/maildir2mbox && exec Mail \"$@\"\n"));
     }
 }

@@ -21,7 +21,10 @@ fn maildirmake_binary() {
     assert_eq!(out.status.code(), Some(111));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        format!("maildirmake: fatal: unable to mkdir {}: file already exists\n", md.display())
+        format!(
+            "maildirmake: fatal: unable to mkdir {}: file already exists\n",
+            md.display()
+        )
     );
     std::fs::remove_dir_all(&base).unwrap();
 }

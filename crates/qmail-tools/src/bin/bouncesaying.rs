@@ -1,0 +1,5 @@
+//! bouncesaying: see `qmail_tools::cond` for what it does.
+
+fn main() {
+    qmail_tools::cond::bouncesaying_main()
+}

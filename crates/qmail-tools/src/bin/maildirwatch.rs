@@ -1,0 +1,5 @@
+//! maildirwatch: see `qmail_tools::maildirwatch` for what it does.
+
+fn main() {
+    qmail_tools::maildirwatch::main()
+}

@@ -1,0 +1,16 @@
+//! qmail-net: what qmail-remote needs from the network, split into qmail's modules.
+//!
+//! [`timeoutconn`] (qmail's `timeoutconn.c`, `timeoutread.c`, `timeoutwrite.c`): connect, read and
+//! write with limits in seconds. [`ipme`] (`ipme.c`): this host's IPv4 addresses. [`tcpto`]
+//! (`tcpto.c`): the 1024-byte table of recent connect timeouts. [`dns`] (`dns.c`): MX, A, AAAA and
+//! CNAME lookups over UDP with a TCP retry on truncation, and qmail's MX-then-A ordering.
+//!
+//! Trust: DNS answers and the tcpto file are untrusted input; every parser here is bounded and
+//! reports malformed data as an error, never a panic.
+#![deny(missing_docs)]
+
+pub mod dns;
+pub mod ipme;
+pub mod mx;
+pub mod tcpto;
+pub mod timeoutconn;

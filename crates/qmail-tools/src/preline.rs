@@ -5,7 +5,8 @@
 //! and Delivered-To; -F, -R, -D put them back (the last option wins).
 //! DIAGNOSTICS: `preline: usage: preline cmd [ arg ... ]` (100; also when UFLINE, RPLINE or
 //! DTLINE is missing), `preline: fatal: unable to run <cmd>: <e>` (111 if temporary, else 100),
-//! `preline: fatal: unable to copy input: <e>` (111), `preline: fatal: child crashed` (111).
+//! `preline: fatal: unable to copy input: <e>` (111; not when the program merely stopped reading),
+//! `preline: fatal: child crashed` (111).
 //! EXIT CODES: the program's exit code, or 100/111 as above.
 //! Trust: the message is copied through unchanged; the program is the user's own choice.
 
@@ -97,9 +98,14 @@ pub fn run(argv: &[OsString], head: &[u8], input: &mut dyn Read) -> Result<Outco
         pipe.flush()
     })();
     drop(pipe);
-    let waited = child::wait(ch);
-    copied.map_err(|e| Fatal::io("unable to copy input", &e))?;
-    waited.map_err(|e| Fatal::io("wait failed", &e))
+    let outcome = child::wait(ch).map_err(|e| Fatal::io("wait failed", &e))?;
+    // A program that stops reading early (EPIPE) has still decided; its exit code stands.
+    match copied {
+        Err(e) if outcome != Outcome::Crashed && e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Fatal::io("unable to copy input", &e))
+        }
+        _ => Ok(outcome),
+    }
 }
 
 /// The program.

@@ -222,7 +222,8 @@ mod tests {
     #[test]
     fn lines() {
         let long = "x".repeat(PIECE + 5);
-        let cases: Vec<(Vec<u8>, Vec<(u32, String)>)> = vec![
+        type Case = (Vec<u8>, Vec<(u32, String)>);
+        let cases: Vec<Case> = vec![
             (b"hello\n".to_vec(), vec![(LOG_INFO, "T1 hello".into())]),
             (
                 b"\n\nwarning: w\nalert: a\nno newline".to_vec(),

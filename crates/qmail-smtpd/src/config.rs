@@ -75,6 +75,27 @@ fn not_found() -> io::Error {
     io::Error::from(io::ErrorKind::NotFound)
 }
 
+/// Reads `rcpthosts` and, when that exists, `morercpthosts.cdb` (shared with qmail-qmtpd).
+pub fn rcpthosts(ctl: &Controls) -> io::Result<RcptHosts> {
+    let hosts = ctl.list("rcpthosts")?;
+    let more = if hosts.is_some() {
+        match control::read_optional(&ctl.path("morercpthosts.cdb"))? {
+            None => MoreRcptHosts::Absent,
+            Some(bytes) => qmail_cdb::Cdb::from_bytes(bytes)
+                .map_or(MoreRcptHosts::Broken, MoreRcptHosts::Open),
+        }
+    } else {
+        MoreRcptHosts::Absent
+    };
+    Ok(RcptHosts::new(hosts, more))
+}
+
+/// `control/databytes` (default 0), overridden by `$DATABYTES` (its leading digits).
+pub fn databytes(ctl: &Controls, client: &Client) -> io::Result<u64> {
+    let control = ctl.int("databytes", 0)?;
+    Ok(client.databytes.as_deref().map_or(control, leading_digits))
+}
+
 impl Config {
     /// Reads the controls in `dir` (normally `/var/qmail/control`). Any error means
     /// "421 unable to read controls"; a missing smtpgreeting with a missing me is one too.
@@ -89,26 +110,14 @@ impl Config {
             None => ctl.me().map(<[u8]>::to_vec),
         };
         let timeout = ctl.int("timeoutsmtpd", 1200)?.max(1);
-        let hosts = ctl.list("rcpthosts")?;
-        let more = if hosts.is_some() {
-            match control::read_optional(&ctl.path("morercpthosts.cdb"))? {
-                None => MoreRcptHosts::Absent,
-                Some(bytes) => qmail_cdb::Cdb::from_bytes(bytes)
-                    .map_or(MoreRcptHosts::Broken, MoreRcptHosts::Open),
-            }
-        } else {
-            MoreRcptHosts::Absent
-        };
+        let rcpthosts = rcpthosts(&ctl)?;
         let badmailfrom = BadMailFrom::new(ctl.list("badmailfrom")?);
-        let mut databytes = ctl.int("databytes", 0)?;
-        if let Some(env) = &client.databytes {
-            databytes = leading_digits(env);
-        }
+        let databytes = databytes(&ctl, client)?;
         Ok(Config {
             greeting,
             liphost,
             timeout,
-            rcpthosts: RcptHosts::new(hosts, more),
+            rcpthosts,
             badmailfrom,
             databytes,
         })

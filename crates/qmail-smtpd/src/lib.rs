@@ -24,7 +24,10 @@
 pub mod config;
 pub mod io;
 pub mod ipme;
+pub mod netin;
 pub mod policy;
+pub mod qmqpd;
+pub mod qmtpd;
 pub mod server;
 
 use qmail_proto::reply;

@@ -160,7 +160,7 @@ mod tests {
         }
         let mut s = Source::new(&whole[..]);
         assert_eq!(s.len(), Ok(12));
-        assert_eq!(s.chunk(100).unwrap(), b"hello, world");
+        assert_eq!(s.chunk(12).unwrap(), b"hello, world");
         assert_eq!(s.comma(), Ok(()));
         assert_eq!(s.byte(), Err(Stop::Eof));
     }

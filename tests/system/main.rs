@@ -4,4 +4,5 @@
 
 mod install_tree;
 mod newu_cdb;
+mod queue;
 mod sandbox;

@@ -7,7 +7,7 @@
 //! leaves either work to redo or nothing.
 
 use crate::bounce;
-use crate::comm::{self, ReportReader};
+use qmail_spawn::{encode_command, Report, ReportReader};
 use crate::config::Config;
 use crate::log::{safe, Log};
 use crate::rewrite::{verp_sender, Channel};
@@ -369,7 +369,7 @@ impl Engine {
             sp.out.clear();
             sp.out_pos = 0;
         }
-        sp.out.extend_from_slice(&comm::command(slot as u8, &messid(id), &sender, recip));
+        sp.out.extend_from_slice(&encode_command(slot as u8, messid(id).as_bytes(), &sender, recip));
         let mut line = format!("starting delivery {delid}: msg {id} to {} ", Channel::ALL[c].name()).into_bytes();
         line.extend_from_slice(&safe(recip));
         line.push(b'\n');
@@ -412,7 +412,7 @@ impl Engine {
         }
     }
 
-    fn handle_report(&mut self, c: usize, r: comm::Report) {
+    fn handle_report(&mut self, c: usize, r: Report) {
         let slot = r.slot as usize;
         let Some(del) = self.sp[c].slots.get_mut(slot).and_then(Option::take) else {
             self.log.text("warning: internal error: delivery report out of range\n");

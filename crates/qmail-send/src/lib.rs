@@ -13,7 +13,6 @@
 #![deny(missing_docs)]
 
 pub mod bounce;
-pub mod comm;
 pub mod config;
 pub mod engine;
 pub mod log;

@@ -81,8 +81,9 @@ pub fn rcpthosts(ctl: &Controls) -> io::Result<RcptHosts> {
     let more = if hosts.is_some() {
         match control::read_optional(&ctl.path("morercpthosts.cdb"))? {
             None => MoreRcptHosts::Absent,
-            Some(bytes) => qmail_cdb::Cdb::from_bytes(bytes)
-                .map_or(MoreRcptHosts::Broken, MoreRcptHosts::Open),
+            Some(bytes) => {
+                qmail_cdb::Cdb::from_bytes(bytes).map_or(MoreRcptHosts::Broken, MoreRcptHosts::Open)
+            }
         }
     } else {
         MoreRcptHosts::Absent

@@ -111,7 +111,7 @@ impl<R: Read> Source<R> {
     }
 
     /// A netstring length prefix through its `:`.
-    pub fn len(&mut self) -> Result<u64, Stop> {
+    pub fn length(&mut self) -> Result<u64, Stop> {
         let mut reader = LengthReader::new(MAX_LEN);
         loop {
             match reader.push(self.byte()?) {
@@ -149,7 +149,7 @@ mod tests {
         let whole = b"12:hello, world,";
         for cut in 0..whole.len() {
             let mut s = Source::new(&whole[..cut]);
-            let got = s.len().and_then(|n| {
+            let got = s.length().and_then(|n| {
                 let mut v = Vec::new();
                 while (v.len() as u64) < n {
                     v.extend(s.chunk(n - v.len() as u64)?);
@@ -159,7 +159,7 @@ mod tests {
             assert_eq!(got, Err(Stop::Eof), "cut {cut}");
         }
         let mut s = Source::new(&whole[..]);
-        assert_eq!(s.len(), Ok(12));
+        assert_eq!(s.length(), Ok(12));
         assert_eq!(s.chunk(12).unwrap(), b"hello, world");
         assert_eq!(s.comma(), Ok(()));
         assert_eq!(s.byte(), Err(Stop::Eof));
@@ -180,11 +180,11 @@ mod tests {
             (b"12", Err(Stop::Eof)),
         ];
         for (input, want) in table {
-            assert_eq!(Source::new(*input).len(), *want, "{input:?}");
+            assert_eq!(Source::new(*input).length(), *want, "{input:?}");
         }
         let mut s = Source::new(&b"3:abc,"[..]);
         s.set_budget(Some(4));
-        assert_eq!(s.len(), Ok(3));
+        assert_eq!(s.length(), Ok(3));
         assert_eq!(s.chunk(10).unwrap(), b"ab");
         assert_eq!(s.budget(), Some(0));
         assert_eq!(s.byte(), Err(Stop::Protocol));

@@ -45,7 +45,7 @@ pub struct Qmqpd<'a> {
 
 /// One address netstring: `Some` if it is shorter than 1000 bytes and has no NUL.
 fn address<R: Read>(src: &mut Source<R>) -> Result<Option<Vec<u8>>, Stop> {
-    let len = src.len()?;
+    let len = src.length()?;
     if len >= 1000 {
         src.skip(len)?;
         src.comma()?;
@@ -61,7 +61,12 @@ fn address<R: Read>(src: &mut Source<R>) -> Result<Option<Vec<u8>>, Stop> {
 
 impl Qmqpd<'_> {
     /// Serves the connection; returns the exit code.
-    pub fn serve<R: Read, W: Write, Q: Queue>(&self, input: R, mut output: W, queue: &mut Q) -> i32 {
+    pub fn serve<R: Read, W: Write, Q: Queue>(
+        &self,
+        input: R,
+        mut output: W,
+        queue: &mut Q,
+    ) -> i32 {
         let mut src = Source::new(input);
         match self.receive(&mut src, queue) {
             Ok(result) => {
@@ -74,11 +79,15 @@ impl Qmqpd<'_> {
         }
     }
 
-    fn receive<R: Read, Q: Queue>(&self, src: &mut Source<R>, queue: &mut Q) -> Result<Vec<u8>, Stop> {
+    fn receive<R: Read, Q: Queue>(
+        &self,
+        src: &mut Source<R>,
+        queue: &mut Q,
+    ) -> Result<Vec<u8>, Stop> {
         src.set_budget(Some(PREFIX_BUDGET));
-        let outer = src.len()?;
+        let outer = src.length()?;
         src.set_budget(Some(outer));
-        let mut len = src.len()?;
+        let mut len = src.length()?;
         (self.chdir)().map_err(|_| Stop::Resources)?;
         let mut job = queue.start().map_err(|_| Stop::Resources)?;
         let qp = job.pid();
@@ -147,4 +156,143 @@ pub fn run() -> i32 {
         std::fs::File::from(fd1),
         &mut QmailQueue,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qmtpd::tests::{client, FakeQueue, Queued};
+
+    fn ns(s: &[u8]) -> Vec<u8> {
+        netstring::encode(s)
+    }
+
+    fn package(message: &[u8], sender: &[u8], rcpts: &[&[u8]]) -> Vec<u8> {
+        let mut inner = [ns(message), ns(sender)].concat();
+        for r in rcpts {
+            inner.extend(ns(r));
+        }
+        ns(&inner)
+    }
+
+    fn serve(input: &[u8]) -> (i32, Vec<u8>, Vec<Queued>) {
+        let c = client();
+        let server = Qmqpd {
+            client: &c,
+            now: &|| 1_700_000_000,
+            chdir: &|| Ok(()),
+        };
+        let mut queue = FakeQueue::default();
+        let mut out = Vec::new();
+        let code = server.serve(input, &mut out, &mut queue);
+        let log = queue.log.borrow().clone();
+        (code, out, log)
+    }
+
+    const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMQP; 14 Nov 2023 22:13:20 -0000\n";
+
+    #[test]
+    fn messages_and_responses() {
+        let long = vec![b'x'; 1000];
+        let bad: &[u8] = b"51:Dsorry, I can't accept addresses like that (#5.1.3),";
+        let table: &[(Vec<u8>, &[u8], &[u8], &[&[u8]])] = &[
+            (
+                package(
+                    b"Subject: a\n\nbody\r\n",
+                    b"s@a",
+                    &[b"u@evil.example", b"v"],
+                ),
+                b"20:Kok 1700000000 qp 77,",
+                b"Subject: a\n\nbody\r\n",
+                &[b"u@evil.example", b"v"],
+            ),
+            (
+                package(b"", b"", &[]),
+                b"20:Kok 1700000000 qp 77,",
+                b"",
+                &[],
+            ),
+            (package(b"m", b"a\0b", &[b"u"]), bad, b"", &[]),
+            (package(b"m", &long, &[b"u"]), bad, b"", &[]),
+            (package(b"m", b"s", &[b"u", &long, b"w"]), bad, b"", &[]),
+            (package(b"m", b"s", &[b"u\0"]), bad, b"", &[]),
+            (
+                package(b"m", b"s", &[&long[..999]]),
+                b"20:Kok 1700000000 qp 77,",
+                b"m",
+                &[&long[..999]],
+            ),
+        ];
+        for (i, (input, want, body, rcpts)) in table.iter().enumerate() {
+            let (code, out, log) = serve(input);
+            assert_eq!(
+                (code, String::from_utf8_lossy(&out)),
+                (0, String::from_utf8_lossy(want)),
+                "case {i}"
+            );
+            assert_eq!(log.len(), 1);
+            if !log[0].failed {
+                assert_eq!(log[0].message, [RECEIVED, body].concat(), "case {i}");
+                assert_eq!(
+                    log[0].recipients,
+                    rcpts.iter().map(|r| r.to_vec()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn framing_errors_and_limits() {
+        let ok: &[u8] = b"20:Kok 1700000000 qp 77,";
+        let table: &[(Vec<u8>, i32, &[u8])] = &[
+            // The outer length prefix: at most 100 bytes including its colon.
+            ([vec![b'0'; 98], b"7:1:m,0:,,".to_vec()].concat(), 0, ok),
+            ([vec![b'0'; 99], b"7:1:m,0:,,".to_vec()].concat(), 100, b""),
+            (b"7:1:m,0:,,".to_vec(), 0, ok),
+            // Declared outer length too short or too long, bad commas and digits.
+            (b"6:1:m,0:,,".to_vec(), 100, b""),
+            (b"8:1:m,0:,,,".to_vec(), 100, b""),
+            (b"7:1:m,0:,;".to_vec(), 100, b""),
+            (b"7:1:m;0:,,".to_vec(), 100, b""),
+            (b"7:1:m,0;,,".to_vec(), 100, b""),
+            (b"7:1:m,x:,,".to_vec(), 100, b""),
+            (b"x:".to_vec(), 100, b""),
+            (b"300000000:".to_vec(), 111, b""),
+            (b"20:1000000000:".to_vec(), 111, b""),
+        ];
+        for (input, want, reply) in table {
+            let (code, out, _) = serve(input);
+            assert_eq!(
+                (code, out.as_slice()),
+                (*want, *reply),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let whole = package(b"hello\n", b"s@a", &[b"u@b", b"v@c"]);
+        for cut in 0..whole.len() {
+            let (code, out, _) = serve(&whole[..cut]);
+            assert_eq!((code, out.as_slice()), (0, &b""[..]), "cut {cut}");
+        }
+        let c = client();
+        let server = Qmqpd {
+            client: &c,
+            now: &|| 0,
+            chdir: &|| Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
+        };
+        assert_eq!(
+            server.serve(&whole[..], Vec::new(), &mut FakeQueue::default()),
+            111
+        );
+        let server = Qmqpd {
+            client: &c,
+            now: &|| 0,
+            chdir: &|| Ok(()),
+        };
+        let mut refusing = FakeQueue {
+            refuse: true,
+            ..FakeQueue::default()
+        };
+        assert_eq!(server.serve(&whole[..], Vec::new(), &mut refusing), 111);
+    }
 }

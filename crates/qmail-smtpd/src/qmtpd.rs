@@ -72,12 +72,21 @@ fn exact<R: Read>(src: &mut Source<R>, len: u64) -> Result<Vec<u8>, Stop> {
 
 impl Qmtpd<'_> {
     /// Serves packages until the client stops; returns the exit code.
-    pub fn serve<R: Read, W: Write, Q: Queue>(&self, input: R, mut output: W, queue: &mut Q) -> i32 {
+    pub fn serve<R: Read, W: Write, Q: Queue>(
+        &self,
+        input: R,
+        mut output: W,
+        queue: &mut Q,
+    ) -> i32 {
         let mut src = Source::new(input);
         loop {
             match self.package(&mut src, queue) {
                 Ok(replies) => {
-                    if output.write_all(&replies).and_then(|()| output.flush()).is_err() {
+                    if output
+                        .write_all(&replies)
+                        .and_then(|()| output.flush())
+                        .is_err()
+                    {
                         return 0;
                     }
                 }
@@ -143,8 +152,12 @@ impl Qmtpd<'_> {
     }
 
     /// Reads one package, queues it, and returns the responses.
-    fn package<R: Read, Q: Queue>(&self, src: &mut Source<R>, queue: &mut Q) -> Result<Vec<u8>, Stop> {
-        let len = src.len()?;
+    fn package<R: Read, Q: Queue>(
+        &self,
+        src: &mut Source<R>,
+        queue: &mut Q,
+    ) -> Result<Vec<u8>, Stop> {
+        let len = src.length()?;
         if len == 0 {
             return Err(Stop::Protocol);
         }
@@ -168,7 +181,7 @@ impl Qmtpd<'_> {
         let too_big = self.message(src, &mut job, len - 1, crlf)?;
         src.comma()?;
 
-        let slen = src.len()?;
+        let slen = src.length()?;
         let (sender, sender_ok) = if slen >= 1000 {
             src.skip(slen)?;
             (Vec::new(), false)
@@ -184,7 +197,7 @@ impl Qmtpd<'_> {
 
         let relay = c.relay_client.as_deref();
         let relay_len = relay.map_or(0, |r| r.len() as u64);
-        let mut biglen = src.len()?;
+        let mut biglen = src.length()?;
         let mut refusals = Vec::new();
         let mut recipients = Vec::new();
         while biglen > 0 {
@@ -284,4 +297,314 @@ pub fn run() -> i32 {
         std::fs::File::from(fd1),
         &mut QmailQueue,
     )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::policy::MoreRcptHosts;
+    use qmail_core::qmail::QueueFailure;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What a fake queue job saw.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub(crate) struct Queued {
+        pub message: Vec<u8>,
+        pub failed: bool,
+        pub sender: Vec<u8>,
+        pub recipients: Vec<Vec<u8>>,
+    }
+
+    #[derive(Default)]
+    pub(crate) struct FakeQueue {
+        pub log: Rc<RefCell<Vec<Queued>>>,
+        pub refuse: bool,
+    }
+
+    pub(crate) struct FakeJob(Queued, Rc<RefCell<Vec<Queued>>>);
+
+    impl Job for FakeJob {
+        fn pid(&self) -> u32 {
+            77
+        }
+        fn put(&mut self, bytes: &[u8]) {
+            if !self.0.failed {
+                self.0.message.extend_from_slice(bytes);
+            }
+        }
+        fn fail(&mut self) {
+            self.0.failed = true;
+        }
+        fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
+            self.0.sender = sender.to_vec();
+            self.0.recipients = recipients.to_vec();
+            let failed = self.0.failed;
+            self.1.borrow_mut().push(self.0);
+            if failed {
+                Err(QueueFailure("Zqq read error (#4.3.0)"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Queue for FakeQueue {
+        type Job = FakeJob;
+        fn start(&mut self) -> std::io::Result<FakeJob> {
+            if self.refuse {
+                return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+            }
+            Ok(FakeJob(Queued::default(), self.log.clone()))
+        }
+    }
+
+    pub(crate) fn client() -> Client {
+        Client {
+            remote_ip: b"192.0.2.1".to_vec(),
+            remote_host: b"client.example".to_vec(),
+            remote_info: None,
+            local: b"mx.example".to_vec(),
+            relay_client: None,
+            databytes: None,
+        }
+    }
+
+    pub(crate) const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMTP; 14 Nov 2023 22:13:20 -0000\n";
+
+    fn ns(s: &[u8]) -> Vec<u8> {
+        netstring::encode(s)
+    }
+
+    fn package(message: &[u8], sender: &[u8], rcpts: &[&[u8]]) -> Vec<u8> {
+        let list: Vec<u8> = rcpts.iter().flat_map(|r| ns(r)).collect();
+        [ns(message), ns(sender), ns(&list)].concat()
+    }
+
+    fn serve(input: &[u8], relay: Option<&[u8]>, databytes: u64) -> (i32, Vec<u8>, Vec<Queued>) {
+        let rcpthosts = RcptHosts::new(Some(vec![b"example.com".to_vec()]), MoreRcptHosts::Absent);
+        let client = Client {
+            relay_client: relay.map(<[u8]>::to_vec),
+            ..client()
+        };
+        let server = Qmtpd {
+            client: &client,
+            rcpthosts: &rcpthosts,
+            databytes,
+            now: &|| 1_700_000_000,
+        };
+        let mut queue = FakeQueue::default();
+        let mut out = Vec::new();
+        let code = server.serve(input, &mut out, &mut queue);
+        let log = queue.log.borrow().clone();
+        (code, out, log)
+    }
+
+    const OK: &[u8] = b"20:Kok 1700000000 qp 77,";
+
+    #[test]
+    fn packages_and_responses() {
+        let long = vec![b'a'; 996];
+        let long_rcpt = [&long[..], b"@x"].concat();
+        let too_long = [&long_rcpt[..], b"yz"].concat();
+        let table: &[(Vec<u8>, Option<&[u8]>, u64, &[u8], &[u8], &[&[u8]])] = &[
+            // LF mode, two recipients, one outside rcpthosts.
+            (
+                package(b"\nhi\n", b"s@a", &[b"u@example.com", b"v@evil.example"]),
+                None,
+                0,
+                &[OK, NOT_RCPTHOST].concat(),
+                b"hi\n",
+                &[b"u@example.com"],
+            ),
+            // CRLF mode: CR LF becomes LF, lone CRs and a final CR stay.
+            (
+                package(b"\ra\r\nb\rc\r\r\nd\r", b"", &[b"u@EXAMPLE.com"]),
+                None,
+                0,
+                OK,
+                b"a\nb\rc\r\nd\r",
+                &[b"u@EXAMPLE.com"],
+            ),
+            // RELAYCLIENT skips rcpthosts and is appended.
+            (
+                package(b"\nm", b"s", &[b"u@evil.example", b"postmaster"]),
+                Some(b".relay"),
+                0,
+                &[OK, OK].concat(),
+                b"m",
+                &[b"u@evil.example.relay", b"postmaster.relay"],
+            ),
+            // Long and NUL recipients; RELAYCLIENT counts against the 1000 bytes.
+            (
+                package(
+                    b"\nm",
+                    b"s",
+                    &[&too_long, b"a\0b@example.com", b"u@example.com"],
+                ),
+                None,
+                0,
+                &[BAD_RCPT, BAD_RCPT, OK].concat(),
+                b"m",
+                &[b"u@example.com"],
+            ),
+            (
+                package(b"\nm", b"s", &[&long_rcpt]),
+                Some(b"xx"),
+                0,
+                BAD_RCPT,
+                b"",
+                &[],
+            ),
+            // Bad sender.
+            (
+                package(b"\nm", b"a\0b", &[b"u@example.com"]),
+                None,
+                0,
+                b"29:Dunacceptable sender (#5.1.7),",
+                b"",
+                &[b"u@example.com"],
+            ),
+            (
+                package(b"\nm", &[b'x'; 1000], &[b"u@example.com"]),
+                None,
+                0,
+                b"29:Dunacceptable sender (#5.1.7),",
+                b"",
+                &[b"u@example.com"],
+            ),
+            // databytes: LF mode counts the message without its mode byte.
+            (
+                package(b"\n1234", b"s", &[b"u@example.com"]),
+                None,
+                4,
+                OK,
+                b"1234",
+                &[b"u@example.com"],
+            ),
+            (
+                package(b"\n12345", b"s", &[b"u@example.com"]),
+                None,
+                4,
+                b"61:Dsorry, that message size exceeds my databytes limit (#5.3.4),",
+                b"",
+                &[b"u@example.com"],
+            ),
+            // CRLF mode counts stored bytes.
+            (
+                package(b"\r12\r\n", b"s", &[b"u@example.com"]),
+                None,
+                3,
+                OK,
+                b"12\n",
+                &[b"u@example.com"],
+            ),
+            (
+                package(b"\r12\r\nx", b"s", &[b"u@example.com"]),
+                None,
+                3,
+                b"61:Dsorry, that message size exceeds my databytes limit (#5.3.4),",
+                b"",
+                &[b"u@example.com"],
+            ),
+            // No recipient accepted: the write is abandoned.
+            (
+                package(b"\nm", b"s", &[b"u@evil.example"]),
+                None,
+                0,
+                NOT_RCPTHOST,
+                b"",
+                &[],
+            ),
+            (package(b"\nm", b"s", &[]), None, 0, b"", b"", &[]),
+        ];
+        for (i, (input, relay, databytes, want, body, rcpts)) in table.iter().enumerate() {
+            let (code, out, log) = serve(input, *relay, *databytes);
+            assert_eq!(
+                (code, String::from_utf8_lossy(&out)),
+                (0, String::from_utf8_lossy(want)),
+                "case {i}"
+            );
+            assert_eq!(log.len(), 1, "case {i}");
+            if !log[0].failed {
+                assert_eq!(log[0].message, [RECEIVED, body].concat(), "case {i}");
+                assert_eq!(
+                    log[0].recipients,
+                    rcpts.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+                    "case {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pipelined_packages() {
+        let input = [
+            package(b"\none", b"a", &[b"u@example.com"]),
+            package(b"\ntwo", b"b", &[b"v@example.com", b"w@example.com"]),
+        ]
+        .concat();
+        let (code, out, log) = serve(&input, None, 0);
+        assert_eq!((code, out), (0, [OK, OK, OK].concat()));
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1].message, [RECEIVED, b"two"].concat());
+        assert_eq!(log[1].sender, b"b");
+    }
+
+    #[test]
+    fn protocol_errors_and_limits() {
+        let table: &[(&[u8], i32)] = &[
+            (b"0:,1:s,0:,", 100),
+            (b"2:xm,1:s,0:,", 100),
+            (b"2:\nm;1:s,0:,", 100),
+            (b"2:\nm,1:s;0:,", 100),
+            (b"2:\nm,1:s,0:;", 100),
+            (b"x:", 100),
+            (b"2:\nm,1:s,5:1:a,,", 100),
+            (b"2:\nm,1:s,4:3:a,,", 100),
+            (b"2:\nm,1:s,4:1:a;,", 100),
+            (b"2:\nm,1:s,4:1a:,,", 100),
+            (b"2:\nm,1:s,2:12", 100),
+            (b"2:\nm,1:s,3:12", 0),
+            (b"2:\nm,1:s,30:9999999999:", 111),
+            (b"300000000:", 111),
+            (b"2:\nm,1:s,1000000000:", 111),
+        ];
+        for (input, want) in table {
+            let (code, out, _) = serve(input, None, 0);
+            assert_eq!(
+                (code, out.as_slice()),
+                (*want, &b""[..]),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let whole = package(
+            b"\r\nhello\r\n",
+            b"s@a",
+            &[b"u@example.com", b"v@example.com"],
+        );
+        for cut in 0..whole.len() {
+            let (code, out, _) = serve(&whole[..cut], None, 0);
+            assert_eq!((code, out.as_slice()), (0, &b""[..]), "cut {cut}");
+        }
+        let rcpthosts = RcptHosts::new(Some(vec![]), MoreRcptHosts::Broken);
+        let c = client();
+        let server = Qmtpd {
+            client: &c,
+            rcpthosts: &rcpthosts,
+            databytes: 0,
+            now: &|| 0,
+        };
+        let input = package(b"\nm", b"s", &[b"u@example.com"]);
+        assert_eq!(
+            server.serve(&input[..], Vec::new(), &mut FakeQueue::default()),
+            111
+        );
+        let mut refusing = FakeQueue {
+            refuse: true,
+            ..FakeQueue::default()
+        };
+        assert_eq!(server.serve(&input[..], Vec::new(), &mut refusing), 111);
+    }
 }

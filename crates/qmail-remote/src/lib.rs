@@ -1,1 +1,248 @@
-//! qmail-remote.
+//! qmail-remote (qmail's `qmail-remote.c`): sends one message to one remote host over SMTP.
+//!
+//! RUN BY qmail-rspawn as qmailr, as `qmail-remote host sender recip [recip ...]`, with the
+//! message on fd 0 and fd 1 (and 2) a pipe back to qmail-rspawn. No options.
+//!
+//! READS control/helohost (default control/me; one of them must exist), control/smtproutes,
+//! control/timeoutconnect (60), control/timeoutremote (1200), queue/lock/tcpto (read and
+//! updated), /etc/resolv.conf, all relative to qmail's home (remote.md §2).
+//!
+//! DOES: picks a relay from smtproutes or looks up MX then A records of `host` (IPv4 literals
+//! `[1.2.3.4]` need no DNS), rewrites the sender and recipients (quoting local parts, CNAME
+//! canonicalisation of recipient domains when no relay applies), drops addresses at or above
+//! the best preference that is this host, tries the rest in order (skipping those the tcpto table
+//! marks as recently timing out) and runs the SMTP dialogue with the first that answers.
+//!
+//! OUTPUT on fd 1: a record per recipient (`r` accepted, `h` refused for good, `s` refused for
+//! now) and one message record (`K` delivered, `Z` try again later, `D` give up), each ending in
+//! NUL (protocols.md §4.7). EXIT CODE: always 0 (a failed write of the report too).
+//!
+//! SECURITY: talks to untrusted DNS servers and SMTP peers with every read bounded and every
+//! operation under a time limit; needs no privileges beyond qmailr's.
+
+pub mod blast;
+pub mod reply;
+pub mod report;
+pub mod routes;
+pub mod smtp;
+
+use qmail_core::control::Controls;
+use qmail_core::quote::quote_address;
+use qmail_net::dns::{DnsError, Lookup};
+use qmail_net::ipme::IpMe;
+use qmail_net::mx::{self, Candidate, Rng};
+use qmail_net::tcpto::Tcpto;
+use qmail_net::timeoutconn::{self, ConnectError};
+use report::{safe_host, Out};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The fixed message records (qmail-remote.c's `temp_*` and `perm_*`), without their NUL.
+pub mod msg {
+    /// Fewer than three arguments.
+    pub const USAGE: &[u8] = b"DI (qmail-remote) was invoked improperly. (#5.3.5)\n";
+    /// chdir to qmail's home failed.
+    pub const CHDIR: &[u8] = b"ZUnable to switch to home directory. (#4.3.0)\n";
+    /// A control file could not be read.
+    pub const CONTROL: &[u8] = b"ZUnable to read control files. (#4.3.0)\n";
+    /// No socket or no interface list.
+    pub const OSERR: &[u8] = b"ZSystem resources temporarily unavailable. (#4.3.0)\n";
+    /// Temporary failure canonicalising a recipient domain.
+    pub const DNSCANON: &[u8] = b"ZCNAME lookup failed temporarily. (#4.4.3)\n";
+    /// Temporary failure finding the host's addresses.
+    pub const DNS_TEMP: &[u8] = b"ZSorry, I couldn't find any host by that name. (#4.1.2)\n";
+    /// The DNS had no address at all.
+    pub const NOMX: &[u8] = b"DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n";
+    /// This host is the best MX.
+    pub const AMBIGMX: &[u8] = b"DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n";
+    /// No address answered.
+    pub const NOCONN: &[u8] = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n";
+}
+
+/// The preference limit when a relay is used, or when every recipient is an alias.
+const PREFME_RELAY: u32 = 300_000;
+const PREFME_ALIASES: u32 = 500_000;
+const PREFME_NONE: u32 = 100_000;
+
+/// Everything the delivery depends on besides its arguments, so tests can supply it.
+pub struct World<'a> {
+    /// qmail's home (control/ and queue/lock/tcpto are under it).
+    pub home: &'a Path,
+    /// The DNS.
+    pub dns: &'a mut dyn Lookup,
+    /// This host's addresses (`None`: ask the kernel).
+    pub ipme: Option<IpMe>,
+    /// Seconds since the epoch.
+    pub now: u64,
+    /// This process's id (tcpto window and MX tie-break seed).
+    pub pid: u32,
+}
+
+/// Runs qmail-remote with `args` (without the program name) and the message on `input`;
+/// returns the complete output for fd 1.
+pub fn run(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read) -> Vec<u8> {
+    let mut out = Out::default();
+    deliver(args, world, input, &mut out);
+    out.buf
+}
+
+/// `quote(local)@domain` for an address with `@` (split at the last one); others verbatim.
+/// With `canon`, the domain is canonicalised through `dns` and the flag tells whether it was an
+/// alias (an address without `@` counts as one then, as in qmail).
+fn mangle(addr: &[u8], dns: &mut dyn Lookup, canon: bool) -> Result<(Vec<u8>, bool), DnsError> {
+    let Some(at) = addr.iter().rposition(|&c| c == b'@') else {
+        return Ok((addr.to_vec(), canon));
+    };
+    let mut domain = addr[at + 1..].to_vec();
+    let alias = canon && mx::canonicalize(dns, &mut domain)?;
+    let mut out = quote_address(&addr[..at + 1]);
+    out.pop();
+    out.push(b'@');
+    out.extend_from_slice(&domain);
+    Ok((out, alias))
+}
+
+fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut Out) {
+    if args.len() < 3 {
+        return out.record(msg::USAGE);
+    }
+    let Some(c) = read_controls(world.home) else {
+        return out.record(msg::CONTROL);
+    };
+    let relay = routes::route(&c.routes, &args[0]);
+    let (host, port) = match &relay {
+        Some((r, p)) => (r.clone(), *p),
+        None => (args[0].clone(), routes::SMTP_PORT),
+    };
+    let (sender, _) = mangle(&args[1], world.dns, false).unwrap_or_default();
+    let mut recips = Vec::new();
+    let mut all_aliases = true;
+    for a in &args[2..] {
+        match mangle(a, world.dns, relay.is_none()) {
+            Ok((r, alias)) => {
+                all_aliases &= alias;
+                recips.push(r);
+            }
+            Err(_) => return out.record(msg::DNSCANON),
+        }
+    }
+    let ipme = match world.ipme {
+        Some(m) => m,
+        None => match IpMe::discover() {
+            Ok(m) => m,
+            Err(_) => return out.record(msg::OSERR),
+        },
+    };
+    let found = if relay.is_some() {
+        mx::ip_plus(world.dns, &host, 0).map(|c| (c, false))
+    } else {
+        let mut rng = Rng::new(world.now.wrapping_add(u64::from(world.pid) << 16));
+        mx::mx_ip(world.dns, &host, &mut rng)
+    };
+    let ips: Vec<Candidate> = match found {
+        Err(DnsError::Temporary) => return out.record(msg::DNS_TEMP),
+        Err(DnsError::Permanent) => {
+            out.put(b"DSorry, I couldn't find any host named ");
+            out.put(&safe_host(&host));
+            return out.record(b". (#5.1.2)\n");
+        }
+        Ok((ips, soft)) if ips.is_empty() && soft => return out.record(msg::DNS_TEMP),
+        Ok((ips, _)) => ips,
+    };
+    if ips.is_empty() {
+        return out.record(msg::NOMX);
+    }
+    let mut prefme = ips
+        .iter()
+        .filter(|c| ipme.contains(c.ip))
+        .map(|c| c.pref)
+        .min()
+        .unwrap_or(PREFME_NONE)
+        .min(PREFME_NONE);
+    if relay.is_some() {
+        prefme = PREFME_RELAY;
+    }
+    if all_aliases {
+        prefme = PREFME_ALIASES;
+    }
+    if !ips.iter().any(|c| c.pref < prefme) {
+        return out.record(msg::AMBIGMX);
+    }
+    let mut tcpto = Tcpto::new(world.home.join("queue/lock/tcpto"));
+    for cand in ips.iter().filter(|c| c.pref < prefme) {
+        if tcpto.should_skip(cand.ip, world.now, world.pid) {
+            continue;
+        }
+        match timeoutconn::connect(SocketAddr::from((cand.ip, port)), c.timeoutconnect) {
+            Ok(mut stream) => {
+                tcpto.record(cand.ip, false, world.now);
+                let _ = timeoutconn::set_limits(&stream, c.timeoutremote);
+                let env = smtp::Envelope {
+                    ip: cand.ip,
+                    helo: &c.helohost,
+                    sender: &sender,
+                    recips: &recips,
+                };
+                return smtp::smtp(&mut stream, &env, input, out);
+            }
+            Err(ConnectError::NoSocket(_)) => return out.record(msg::OSERR),
+            Err(ConnectError::TimedOut) => tcpto.record(cand.ip, true, now_or(world.now)),
+            Err(ConnectError::Other(_)) => tcpto.record(cand.ip, false, now_or(world.now)),
+        }
+    }
+    out.record(msg::NOCONN)
+}
+
+/// The time after a connect attempt (the attempt may have taken long); `start` when the clock
+/// is unreadable.
+fn now_or(start: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(start)
+}
+
+struct Settings {
+    helohost: Vec<u8>,
+    routes: qmail_core::constmap::ConstMap,
+    timeoutconnect: u64,
+    timeoutremote: u64,
+}
+
+fn read_controls(home: &Path) -> Option<Settings> {
+    let c = Controls::open(home.join("control")).ok()?;
+    let timeoutremote = c.int("timeoutremote", 1200).ok()?;
+    let timeoutconnect = c.int("timeoutconnect", 60).ok()?;
+    let helohost = match c.line("helohost").ok()? {
+        Some(h) => h,
+        None => c.me()?.to_vec(),
+    };
+    let routes = routes::table(&c.list("smtproutes").ok()?.unwrap_or_default());
+    Some(Settings {
+        helohost,
+        routes,
+        timeoutconnect,
+        timeoutremote,
+    })
+}
+
+/// The program: chdir to qmail's home, run with the system resolver, the message on fd 0;
+/// returns the bytes for fd 1.
+pub fn main_output(args: &[Vec<u8>]) -> Vec<u8> {
+    if args.len() < 3 {
+        return [msg::USAGE, b"\0"].concat();
+    }
+    if std::env::set_current_dir(qmail_core::conf::HOME).is_err() {
+        return [msg::CHDIR, b"\0"].concat();
+    }
+    let mut dns = qmail_net::dns::Resolver::system();
+    let world = World {
+        home: Path::new("."),
+        dns: &mut dns,
+        ipme: None,
+        now: now_or(0),
+        pid: std::process::id(),
+    };
+    run(args, world, &mut std::io::stdin().lock())
+}

@@ -4,7 +4,8 @@
 //! Replaces the mailbox halves of qmail's `qmail-local.c` (`maildir_child`, `mailfile`), plus
 //! `myctime.c` and the `gfrom` quoting rule. Modules: [`maildir`] (unique names, tmp → new with
 //! the fsyncs of DESIGN.md §2), [`mbox`] (From_ line, `>From` quoting, flock, truncate on failure),
-//! [`myctime`] (the ctime-style date in From_ lines).
+//! [`myctime`] (the ctime-style date in From_ lines), [`scan`] (tmp/ cleaning and the oldest-first
+//! listing of new/ and cur/ that qmail-pop3d reads).
 //!
 //! Trust: the message bytes are untrusted and copied through unchanged (maildir) or with mboxrd
 //! quoting (mbox); memory use is bounded whatever the message's line lengths.
@@ -13,3 +14,4 @@
 pub mod maildir;
 pub mod mbox;
 pub mod myctime;
+pub mod scan;

@@ -9,7 +9,6 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 
 /// How a wrapped program ended.
@@ -24,11 +23,8 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of a finished child.
     pub fn of(status: ExitStatus) -> Outcome {
-        match status.code() {
-            Some(c) => Outcome::Exited(c),
-            None if status.signal().is_some() => Outcome::Crashed,
-            None => Outcome::Crashed,
-        }
+        // Without an exit code the child was killed (or stopped) by a signal.
+        status.code().map_or(Outcome::Crashed, Outcome::Exited)
     }
 }
 

@@ -19,20 +19,38 @@ struct Table(HashMap<(String, QType), Result<Vec<Rr>, DnsError>>);
 impl Lookup for Table {
     fn lookup(&mut self, name: &[u8], qtype: QType) -> Result<Vec<Rr>, DnsError> {
         let key = (String::from_utf8_lossy(name).to_ascii_lowercase(), qtype);
-        self.0.get(&key).cloned().unwrap_or(Err(DnsError::Permanent))
+        self.0
+            .get(&key)
+            .cloned()
+            .unwrap_or(Err(DnsError::Permanent))
     }
 }
 
 fn zone() -> Table {
     let a = |s: &str| Rr::A(s.parse().unwrap());
     let mut m = HashMap::new();
-    m.insert(("example.com".into(), QType::Cname), Ok(vec![Rr::Cname(b"canon.example".to_vec())]));
+    m.insert(
+        ("example.com".into(), QType::Cname),
+        Ok(vec![Rr::Cname(b"canon.example".to_vec())]),
+    );
     m.insert(("soft.test".into(), QType::Mx), Err(DnsError::Temporary));
-    m.insert(("cnamesoft.test".into(), QType::Cname), Err(DnsError::Temporary));
-    m.insert(("me.test".into(), QType::Mx), Ok(vec![Rr::Mx(10, b"mx.me.test".to_vec())]));
+    m.insert(
+        ("cnamesoft.test".into(), QType::Cname),
+        Err(DnsError::Temporary),
+    );
+    m.insert(
+        ("me.test".into(), QType::Mx),
+        Ok(vec![Rr::Mx(10, b"mx.me.test".to_vec())]),
+    );
     m.insert(("mx.me.test".into(), QType::A), Ok(vec![a("127.0.0.1")]));
-    m.insert(("gone.test".into(), QType::Mx), Ok(vec![Rr::Mx(10, b"nothing.gone.test".to_vec())]));
-    m.insert(("softmx.test".into(), QType::Mx), Ok(vec![Rr::Mx(10, b"soft.test".to_vec())]));
+    m.insert(
+        ("gone.test".into(), QType::Mx),
+        Ok(vec![Rr::Mx(10, b"nothing.gone.test".to_vec())]),
+    );
+    m.insert(
+        ("softmx.test".into(), QType::Mx),
+        Ok(vec![Rr::Mx(10, b"soft.test".to_vec())]),
+    );
     m.insert(("soft.test".into(), QType::A), Err(DnsError::Temporary));
     Table(m)
 }
@@ -41,7 +59,8 @@ struct Home(PathBuf);
 
 impl Home {
     fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("qmail-remote-flow-{}-{name}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("qmail-remote-flow-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(p.join("control")).unwrap();
         fs::create_dir_all(p.join("queue/lock")).unwrap();
@@ -81,11 +100,15 @@ impl Drop for Home {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 const MSG: &[u8] = b"Subject: hi\n\n.leading dot\nlast \xe9\n";
-const ACCEPTED: &str = "r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok 1234567890 qp 4242\n\0";
+const ACCEPTED: &str =
+    "r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok 1234567890 qp 4242\n\0";
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -130,7 +153,11 @@ fn sink_behaviours() {
         let s = sink("127.0.0.1:0", *mode, 1);
         let h = Home::new(&format!("{mode:?}"));
         h.route(s.addr.port());
-        assert_eq!(h.run(&["example.com", "", "user@example.com"], message), *want, "{mode:?}");
+        assert_eq!(
+            h.run(&["example.com", "", "user@example.com"], message),
+            *want,
+            "{mode:?}"
+        );
     }
 }
 
@@ -139,9 +166,16 @@ fn several_recipients_mixed() {
     let s = sink("127.0.0.1:0", Mode::Accept, 1);
     let h = Home::new("several");
     h.route(s.addr.port());
-    let out = h.run(&["example.com", "", "a@example.com", "b@example.com"], b"x\n");
-    assert_eq!(out, "r\0r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok 1234567890 qp 4242\n\0");
-    assert!(text(&s.transcript(0)).contains("MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"));
+    let out = h.run(
+        &["example.com", "", "a@example.com", "b@example.com"],
+        b"x\n",
+    );
+    assert_eq!(
+        out,
+        "r\0r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok 1234567890 qp 4242\n\0"
+    );
+    assert!(text(&s.transcript(0))
+        .contains("MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"));
 }
 
 #[test]
@@ -150,7 +184,10 @@ fn hanging_server_times_out() {
     let h = Home::new("hang");
     h.route(s.addr.port()).control("timeoutremote", "1\n");
     let t = Instant::now();
-    assert_eq!(h.run(&["example.com", "", "u@example.com"], MSG), "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n\0");
+    assert_eq!(
+        h.run(&["example.com", "", "u@example.com"], MSG),
+        "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n\0"
+    );
     assert!(t.elapsed().as_secs() < 4, "took {:?}", t.elapsed());
 }
 
@@ -161,7 +198,10 @@ fn refused_connection_and_tcpto() {
     drop(closed);
     let h = Home::new("refused");
     h.route(port);
-    assert_eq!(h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(), [msg::NOCONN, b"\0"].concat());
+    assert_eq!(
+        h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(),
+        [msg::NOCONN, b"\0"].concat()
+    );
     assert_eq!(h.tcpto(), vec![0u8; 1024], "a refusal is not recorded");
 }
 
@@ -171,7 +211,10 @@ fn connect_timeout_is_recorded_and_skipped() {
     let h = Home::new("timeout");
     h.route(addr.port()).control("timeoutconnect", "1\n");
     let t = Instant::now();
-    assert_eq!(h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(), [msg::NOCONN, b"\0"].concat());
+    assert_eq!(
+        h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(),
+        [msg::NOCONN, b"\0"].concat()
+    );
     assert!(t.elapsed().as_secs() < 5);
     let table = h.tcpto();
     assert_eq!(&table[..5], &[127, 0, 0, 1, 1], "first timeout counted");
@@ -184,7 +227,10 @@ fn connect_timeout_is_recorded_and_skipped() {
     let mut table = h.tcpto();
     table[4] = 2;
     fs::write(h.0.join("queue/lock/tcpto"), &table).unwrap();
-    assert_eq!(h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(), [msg::NOCONN, b"\0"].concat());
+    assert_eq!(
+        h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(),
+        [msg::NOCONN, b"\0"].concat()
+    );
     assert_eq!(s.count(), 0);
     // after a success the count is reset
     table[8..12].copy_from_slice(&((now() - 7000) as u32).to_le_bytes());
@@ -199,18 +245,31 @@ fn errors_before_connecting() {
     let cases: &[(&[&str], &[u8])] = &[
         (&["example.com", "a@b"], msg::USAGE),
         (&["soft.test", "", "u@x"], msg::DNS_TEMP),
-        (&["nowhere.test", "", "u@x"], b"DSorry, I couldn't find any host named nowhere.test. (#5.1.2)\n"),
-        (&["bad\thost\u{ff}", "", "u@x"], b"DSorry, I couldn't find any host named bad?host??. (#5.1.2)\n"),
+        (
+            &["nowhere.test", "", "u@x"],
+            b"DSorry, I couldn't find any host named nowhere.test. (#5.1.2)\n",
+        ),
+        (
+            &["bad\thost\u{ff}", "", "u@x"],
+            b"DSorry, I couldn't find any host named bad?host??. (#5.1.2)\n",
+        ),
         (&["me.test", "", "u@me.test"], msg::AMBIGMX),
         (&["gone.test", "", "u@x"], msg::NOMX),
         (&["softmx.test", "", "u@x"], msg::DNS_TEMP),
         (&["x.test", "", "u@cnamesoft.test"], msg::DNSCANON),
     ];
     for (args, want) in cases {
-        assert_eq!(h.run(args, MSG).into_bytes(), [*want, b"\0"].concat(), "{args:?}");
+        assert_eq!(
+            h.run(args, MSG).into_bytes(),
+            [*want, b"\0"].concat(),
+            "{args:?}"
+        );
     }
     let none = Home::new("nocontrol");
     fs::remove_file(none.0.join("control/me")).unwrap();
     fs::remove_file(none.0.join("control/helohost")).unwrap();
-    assert_eq!(none.run(&["example.com", "", "u@x"], MSG).into_bytes(), [msg::CONTROL, b"\0"].concat());
+    assert_eq!(
+        none.run(&["example.com", "", "u@x"], MSG).into_bytes(),
+        [msg::CONTROL, b"\0"].concat()
+    );
 }

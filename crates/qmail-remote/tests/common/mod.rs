@@ -152,9 +152,17 @@ fn serve(mut s: TcpStream, mode: Mode) -> Vec<u8> {
 /// A listening socket with backlog 0 whose queue is already full, so further connection
 /// attempts get no answer and time out. Returns its address; keep the returned values alive.
 pub fn black_hole() -> (SocketAddr, Vec<TcpStream>, std::os::fd::OwnedFd) {
-    use nix::sys::socket::{bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
+    use nix::sys::socket::{
+        bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
     use std::os::fd::AsRawFd;
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
     bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
     listen(&fd, Backlog::new(0).unwrap()).unwrap();
     let a: SockaddrIn = getsockname(fd.as_raw_fd()).unwrap();
@@ -253,7 +261,11 @@ fn answer(zone: &HashMap<String, Vec<Data>>, query: &[u8], truncated: bool) -> O
         m.metadata.truncation = true;
         return m.to_vec().ok();
     }
-    let mut qname = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    let mut qname = question
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     let qtype = question.query_type();
     let mut exists = false;
     for _ in 0..8 {

@@ -36,7 +36,8 @@ fn slot_of(table: &[u8], ip: Ipv4Addr) -> Option<usize> {
 
 /// The skip decision before connecting to `ip` at time `now` in a process with id `pid`:
 /// `(skip, existed)`. `skip` when the record's count is at least 2 and its last timeout is less
-/// than `(60 + (pid & 31)) * 64` seconds old; `existed` when the table has a record for `ip`.
+/// than `(60 + (pid & 31)) * 64` seconds old (ages are unsigned, as in qmail: a time in the
+/// future counts as long ago); `existed` when the table has a record for `ip`.
 pub fn blocked(table: &[u8], ip: Ipv4Addr, now: u64, pid: u32) -> (bool, bool) {
     let Some(slot) = slot_of(table, ip) else {
         return (false, false);
@@ -45,7 +46,7 @@ pub fn blocked(table: &[u8], ip: Ipv4Addr, now: u64, pid: u32) -> (bool, bool) {
     if r[4] >= 2 {
         let age = now.wrapping_sub(u64::from(when_of(r)));
         let window = (60 + u64::from(pid & 31)) << 6;
-        if (age as i64) < window as i64 {
+        if age < window {
             return (true, true);
         }
     }
@@ -76,7 +77,7 @@ pub fn update(
             return Some((slot, r));
         }
         let age = now.wrapping_sub(u64::from(when_of(&r)));
-        if r[4] > 0 && (age as i64) < 120 {
+        if r[4] > 0 && age < 120 {
             return None;
         }
         r[4] = r[4].saturating_add(1).min(MAX_COUNT);
@@ -166,6 +167,7 @@ impl Tcpto {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // case tables spell out their row types
 mod tests {
     use super::*;
 
@@ -196,6 +198,8 @@ mod tests {
             (&[(3, ip, 2, 10_000 - 5824)], 10_000, 31, (false, true)),
             (&[(3, [1, 2, 3, 4], 5, 9_999)], 10_000, 0, (false, false)),
             (&[(63, ip, 0, 9_999)], 10_000, 0, (false, true)),
+            // a time in the future counts as long ago
+            (&[(3, ip, 5, 20_000)], 10_000, 0, (false, true)),
         ];
         for (recs, now, pid, want) in cases {
             assert_eq!(
@@ -248,6 +252,7 @@ mod tests {
             (&[(4, ip, 3, 880)], true, 1000, Some((4, rec(4, 1000)))),
             (&[(4, ip, 0, 990)], true, 1000, Some((4, rec(1, 1000)))),
             (&[(4, ip, 10, 100)], true, 1000, Some((4, rec(10, 1000)))),
+            (&[(4, ip, 2, 5000)], true, 1000, Some((4, rec(3, 1000)))),
             // full table: evict the smallest when + count * 1024 (slot 63: 4937 + 1024)
             (&full, true, 9000, Some((63, rec(1, 9000)))),
         ];

@@ -60,6 +60,7 @@ impl Stuffer {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // case tables spell out their row types
 mod tests {
     use super::*;
 

@@ -27,7 +27,7 @@ pub mod routes;
 pub mod smtp;
 
 use qmail_core::control::Controls;
-use qmail_core::quote::quote_address;
+use qmail_core::quote::quote_local;
 use qmail_net::dns::{DnsError, Lookup};
 use qmail_net::ipme::IpMe;
 use qmail_net::mx::{self, Candidate, Rng};
@@ -96,8 +96,7 @@ fn mangle(addr: &[u8], dns: &mut dyn Lookup, canon: bool) -> Result<(Vec<u8>, bo
     };
     let mut domain = addr[at + 1..].to_vec();
     let alias = canon && mx::canonicalize(dns, &mut domain)?;
-    let mut out = quote_address(&addr[..at + 1]);
-    out.pop();
+    let mut out = quote_local(&addr[..at]);
     out.push(b'@');
     out.extend_from_slice(&domain);
     Ok((out, alias))

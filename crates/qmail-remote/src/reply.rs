@@ -100,6 +100,7 @@ impl ReplyReader {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // case tables spell out their row types
 mod tests {
     use super::*;
 

@@ -208,6 +208,7 @@ fn dialogue<C: Read + Write>(
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // case tables spell out their row types
 mod tests {
     use super::*;
     use std::io;

@@ -192,6 +192,7 @@ mod tests {
     const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMQP; 14 Nov 2023 22:13:20 -0000\n";
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn messages_and_responses() {
         let long = vec![b'x'; 1000];
         let bad: &[u8] = b"51:Dsorry, I can't accept addresses like that (#5.1.3),";

@@ -403,6 +403,7 @@ pub(crate) mod tests {
     const OK: &[u8] = b"20:Kok 1700000000 qp 77,";
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn packages_and_responses() {
         let long = vec![b'a'; 996];
         let long_rcpt = [&long[..], b"@x"].concat();

@@ -273,3 +273,106 @@ impl Lookup for Resolver {
         interpret(&self.exchange(&name, rtype)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::OpCode;
+    use hickory_proto::rr::rdata::{A, CNAME, MX};
+    use hickory_proto::rr::Record;
+
+    fn response(code: ResponseCode, answers: Vec<RData>) -> Message {
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        let name = name_of(b"x.test").unwrap();
+        m.add_query(Query::query(name.clone(), RecordType::MX));
+        m.metadata.response_code = code;
+        for a in answers {
+            m.add_answer(Record::from_rdata(name.clone(), 60, a));
+        }
+        m
+    }
+
+    fn mx(p: u16, n: &[u8]) -> RData {
+        RData::MX(MX::new(p, name_of(n).unwrap()))
+    }
+
+    #[test]
+    fn response_classes() {
+        let ip = Ipv4Addr::new(192, 0, 2, 1);
+        let cases: Vec<(ResponseCode, Vec<RData>, Result<Vec<Rr>, DnsError>)> = vec![
+            (ResponseCode::NoError, vec![], Err(DnsError::Permanent)),
+            (ResponseCode::NXDomain, vec![], Err(DnsError::Permanent)),
+            (ResponseCode::ServFail, vec![], Err(DnsError::Temporary)),
+            (ResponseCode::Refused, vec![], Err(DnsError::Temporary)),
+            (
+                ResponseCode::NoError,
+                vec![RData::A(A(ip))],
+                Ok(vec![Rr::A(ip)]),
+            ),
+            (
+                ResponseCode::NoError,
+                vec![
+                    RData::CNAME(CNAME(name_of(b"y.test").unwrap())),
+                    mx(5, b"mx.y.test."),
+                ],
+                Ok(vec![
+                    Rr::Cname(b"y.test".to_vec()),
+                    Rr::Mx(5, b"mx.y.test".to_vec()),
+                ]),
+            ),
+        ];
+        for (code, answers, want) in cases {
+            assert_eq!(interpret(&response(code, answers)), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let cases: &[(&[u8], Option<&[u8]>)] = &[
+            (b"example.com", Some(b"example.com")),
+            (b"example.com.", Some(b"example.com")),
+            (b"", None),
+            (b".", None),
+            (b"a..b", None),
+            (b"8bit\xff.test", Some(b"8bit\xff.test")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                name_of(input).map(|n| text_of(&n)),
+                want.map(<[u8]>::to_vec),
+                "{input:?}"
+            );
+        }
+        assert!(name_of(&[b'a'; 64]).is_none(), "label over 63 bytes");
+    }
+
+    #[test]
+    fn decoding_cut_at_every_position() {
+        let m = response(
+            ResponseCode::NoError,
+            vec![mx(10, b"mx1.x.test"), mx(20, b"mx2.x.test")],
+        );
+        let wire = m.to_vec().unwrap();
+        let whole = Message::from_vec(&wire).unwrap();
+        assert_eq!(interpret(&whole).unwrap().len(), 2);
+        for cut in 0..wire.len() {
+            // a cut answer never panics and never yields more than the whole one
+            if let Ok(part) = Message::from_vec(&wire[..cut]) {
+                assert!(
+                    interpret(&part).map(|r| r.len()).unwrap_or(0) <= 2,
+                    "cut {cut}"
+                );
+            }
+        }
+        let ours = name_of(b"x.test").unwrap();
+        assert!(answers(&whole, 7, &ours, RecordType::MX));
+        assert!(!answers(&whole, 8, &ours, RecordType::MX));
+        assert!(!answers(&whole, 7, &ours, RecordType::A));
+        assert!(!answers(
+            &whole,
+            7,
+            &name_of(b"y.test").unwrap(),
+            RecordType::MX
+        ));
+    }
+}

@@ -275,6 +275,7 @@ impl Lookup for Resolver {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // case tables spell out their row types
 mod tests {
     use super::*;
     use hickory_proto::op::OpCode;

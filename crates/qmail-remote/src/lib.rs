@@ -19,6 +19,7 @@
 //!
 //! SECURITY: talks to untrusted DNS servers and SMTP peers with every read bounded and every
 //! operation under a time limit; needs no privileges beyond qmailr's.
+#![deny(missing_docs)]
 
 pub mod blast;
 pub mod reply;

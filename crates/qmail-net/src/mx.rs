@@ -132,6 +132,10 @@ pub const CNAME_ROUNDS: u32 = 10;
 
 /// Replaces `name` by its canonical name; `Ok(true)` when it was an alias (a CNAME was
 /// followed, a trailing dot stripped, or the chain looped), `Err` only for a temporary failure.
+///
+/// qmail asks type ANY here; many resolvers now answer ANY with a stub (RFC 8482) or refuse it,
+/// so this asks type CNAME, which gives the same record when the name is an alias and
+/// "no data" (kept as is) when it is not.
 pub fn canonicalize(dns: &mut dyn Lookup, name: &mut Vec<u8>) -> Result<bool, DnsError> {
     for round in 0..CNAME_ROUNDS {
         match name.last() {

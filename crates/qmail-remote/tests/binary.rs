@@ -5,8 +5,9 @@
 //! brought up, a tmpfs is mounted on /var (nothing is created on the host's /var), a test DNS
 //! server listens on 127.0.0.1:53 and /etc/resolv.conf is bind-mounted to point at it. The
 //! outer test re-runs this test binary inside the namespace; without root it prints a loud
-//! SKIPPED line (and fails when QMAIL_REQUIRE_SYSTEM_TESTS=1, as in CI). The sinks listen on 127.0.0.2, which is routed on lo but is not one of lo's
-//! addresses, so it does not count as "this host" for the MX check.
+//! SKIPPED line (and fails when QMAIL_REQUIRE_SYSTEM_TESTS=1, as in CI). The sinks listen on
+//! 127.0.0.2, which is routed on lo but is not one of lo's addresses, so it does not count as
+//! "this host" for the MX check.
 
 mod common;
 

@@ -1,0 +1,479 @@
+//! The fuzz targets: one `fn(&[u8])` per parser of untrusted bytes, each checking invariants
+//! beyond "does not panic" (chunking independence for streaming parsers, round trips for
+//! encoders, stated bounds), and a seed corpus per target.
+
+use qmail_cdb::{Builder, Cdb};
+use qmail_core::{constmap::ConstMap, control, envelope};
+use qmail_local::dotqmail;
+use qmail_proto::{address, command, data, netstring};
+use qmail_rfc822::{addrlist, headerbody, hfield, token822};
+use qmail_spawn::{command as spawn_command, CommandParser, ReportReader, REPORTMAX};
+
+/// One fuzz target.
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    /// Name used on the command line and for artifact directories.
+    pub name: &'static str,
+    /// What it exercises.
+    pub what: &'static str,
+    /// The harness.
+    pub run: fn(&[u8]),
+    /// Seed inputs.
+    pub seeds: &'static [&'static [u8]],
+    /// Largest input the driver builds.
+    pub max_len: usize,
+}
+
+/// Every target, in the order `cargo xtask fuzz` runs them.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "smtp_command",
+        what: "qmail-proto command line assembly, verb parsing, MAIL/RCPT address parsing",
+        run: smtp_command,
+        seeds: &[
+            b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@[127.0.0.1]>\r\nDATA\r\n",
+            b"ehlo x\nmail from: <@r1,@r2:u@h> SIZE=10\nrcpt to:<\"a b\"@h>\nquit\n",
+        ],
+        max_len: 1 << 17,
+    },
+    Target {
+        name: "smtp_address",
+        what: "qmail-proto address::parse/extract/scan_bracket (qmail-smtpd's addrparse)",
+        run: smtp_address,
+        seeds: &[
+            b"FROM:<a@b>",
+            b"TO:<@r1:u@[10.0.0.1]>",
+            b"TO:<a\\>b@h",
+            b"[1.2.3.4]",
+        ],
+        max_len: 4096,
+    },
+    Target {
+        name: "smtp_data",
+        what: "qmail-proto DATA unstuffer and hop counter, whole input vs random chunks",
+        run: smtp_data,
+        seeds: &[
+            b"Received: x\r\nDelivered-To: y\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n",
+            b"a\r\n.\r",
+            b"\r\n.\r\n",
+        ],
+        max_len: 1 << 16,
+    },
+    Target {
+        name: "netstring",
+        what: "qmail-proto netstring decode (QMTP/QMQP framing) and encode round trip",
+        run: netstring,
+        seeds: &[
+            b"5:hello,",
+            b"0:,",
+            b"12:hello world!,3:abc,",
+            b"99999999999999999999:",
+        ],
+        max_len: 4096,
+    },
+    Target {
+        name: "envelope",
+        what: "qmail-core envelope records (queue info/intd/local/remote files) and encode",
+        run: envelope,
+        seeds: &[b"u1000\0p123\0Fa@b\0Tc@d\0Te@f\0\0", b"Fa\0TD\0", b"F\0"],
+        max_len: 8192,
+    },
+    Target {
+        name: "control",
+        what: "qmail-core control-file parsing (first line, integers, lists) and ConstMap",
+        run: control_files,
+        seeds: &[
+            b"example.com\n",
+            b"  42  \n",
+            b"a.example\n.b.example\n\n# x\nc:d\n",
+            b"-1\n",
+        ],
+        max_len: 8192,
+    },
+    Target {
+        name: "spawn_command",
+        what: "qmail-spawn command pipe (qmail-send -> lspawn/rspawn) parser and validation",
+        run: spawn_command_target,
+        seeds: &[
+            b"\x0123/4567\0a@b\0c@d\0",
+            b"\x00\0\0\0",
+            b"\x051/2\0\0nohost\0",
+        ],
+        max_len: 1 << 17,
+    },
+    Target {
+        name: "spawn_report",
+        what: "qmail-spawn report pipe (lspawn/rspawn -> qmail-send) reader",
+        run: spawn_report,
+        seeds: &[b"\x01KDelivered.\0\x02Zdeferred\0", b"\x00\0", b"\x03Dx"],
+        max_len: 1 << 15,
+    },
+    Target {
+        name: "dotqmail",
+        what: "qmail-local .qmail parsing, classification and list-mode handling",
+        run: dotqmail_target,
+        seeds: &[
+            b"# c\n./Maildir/\n./mbox\n|prog arg\n&fwd@x\nother@y\n+list\n",
+            b"\n\n",
+            b"+list\n|x\n",
+        ],
+        max_len: 8192,
+    },
+    Target {
+        name: "rfc822_tokens",
+        what: "qmail-rfc822 token822 parse/unparse/unquote and addrlist rewriting",
+        run: rfc822_tokens,
+        seeds: &[
+            b"To: \"A B\" <a@b>, c@d (comment (nested)), group: e@f, g@h;",
+            b"From: <@r:u@[1.2.3.4]>",
+            b"Cc: a\\\"b@c",
+        ],
+        max_len: 8192,
+    },
+    Target {
+        name: "rfc822_header",
+        what: "qmail-rfc822 header/body split (bounded and unbounded) and field names",
+        run: rfc822_header,
+        seeds: &[
+            b"From: a\nTo: b\n  c\nSubject: x\n\nbody\n",
+            b"no colon\n\n",
+            b"A:\r\n\r\n",
+        ],
+        max_len: 1 << 16,
+    },
+    Target {
+        name: "cdb",
+        what: "qmail-cdb reader on arbitrary files, and builder/reader round trip",
+        run: cdb_target,
+        seeds: &[b"", b"key\0value\0k2\0v2\0"],
+        max_len: 1 << 14,
+    },
+];
+
+/// The target called `name`.
+pub fn find(name: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.name == name)
+}
+
+/// Cuts `data` into pieces whose sizes come from the data itself (deterministic).
+fn chunks(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut k = data.len().wrapping_mul(31).wrapping_add(7);
+    while !rest.is_empty() {
+        k = k.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let n = 1 + (k >> 16) % 97;
+        let n = n.min(rest.len());
+        out.push(&rest[..n]);
+        rest = &rest[n..];
+    }
+    out
+}
+
+fn smtp_command(data: &[u8]) {
+    let assemble = |pieces: &[&[u8]]| {
+        let mut asm = command::LineAssembler::new();
+        let mut lines = Vec::new();
+        for piece in pieces {
+            let mut rest = *piece;
+            while !rest.is_empty() {
+                let (used, line) = asm.push(rest);
+                assert!(
+                    used >= 1 && used <= rest.len(),
+                    "push consumed {used} of {}",
+                    rest.len()
+                );
+                rest = &rest[used..];
+                if let Some(line) = line {
+                    assert!(line.len() <= command::MAX_LINE);
+                    lines.push(line);
+                }
+            }
+        }
+        lines
+    };
+    let whole = assemble(&[data]);
+    assert_eq!(
+        whole,
+        assemble(&chunks(data)),
+        "line assembly depends on read sizes"
+    );
+    for line in &whole {
+        let (verb, arg) = command::parse(line);
+        assert!(arg.len() <= line.len());
+        if matches!(verb, command::Verb::Mail | command::Verb::Rcpt) {
+            if let Some(addr) = address::parse(arg, Some(b"me.example"), |ip| ip[0] == 127) {
+                assert!(addr.len() <= address::MAX_ADDRESS);
+            }
+        }
+    }
+}
+
+fn smtp_address(data: &[u8]) {
+    let plain = address::extract(data);
+    assert!(plain.len() <= data.len());
+    for liphost in [None, Some(&b"local.example"[..])] {
+        if let Some(a) = address::parse(data, liphost, |_| true) {
+            assert!(a.len() <= address::MAX_ADDRESS);
+        }
+    }
+    if let Some((_, used)) = address::scan_bracket(data) {
+        assert!(used <= data.len() && used >= 9, "bracket used {used}");
+    }
+    let mut a = plain;
+    address::rewrite_local_ip(&mut a, b"x", |_| true);
+}
+
+fn unstuff(pieces: &[&[u8]]) -> (Vec<u8>, Option<data::Feed>, u32, usize) {
+    let mut u = data::Unstuffer::new();
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for piece in pieces {
+        let r = u.feed(piece, &mut |b: &[u8]| out.extend_from_slice(b));
+        match r {
+            data::Feed::More => offset += piece.len(),
+            data::Feed::End(n) | data::Feed::BareLf(n) => {
+                assert!(n <= piece.len());
+                let abs = match r {
+                    data::Feed::End(_) => data::Feed::End(offset + n),
+                    _ => data::Feed::BareLf(offset + n),
+                };
+                return (out, Some(abs), u.hops(), offset + n);
+            }
+        }
+    }
+    (out, None, u.hops(), offset)
+}
+
+fn smtp_data(data: &[u8]) {
+    let whole = unstuff(&[data]);
+    let split = unstuff(&chunks(data));
+    assert_eq!(whole, split, "DATA result depends on read sizes");
+    assert!(whole.0.len() <= data.len(), "unstuffing grew the message");
+}
+
+fn netstring(data: &[u8]) {
+    for max in [0u64, 5, 1000, u64::MAX] {
+        if let Ok(Some((body, used))) = netstring::decode(data, max) {
+            assert!(used <= data.len() && body.len() as u64 <= max);
+            assert_eq!(data[used - 1], b',');
+        }
+    }
+    let enc = netstring::encode(data);
+    assert_eq!(
+        netstring::decode(&enc, u64::MAX),
+        Ok(Some((data, enc.len())))
+    );
+    let mut r = netstring::LengthReader::new(1 << 20);
+    for &c in data {
+        match r.push(c) {
+            Ok(Some(n)) => {
+                assert!(n <= 1 << 20);
+                break;
+            }
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+fn envelope(data: &[u8]) {
+    if let Ok(recs) = envelope::records(data) {
+        let mut end = 0;
+        for r in &recs {
+            assert!(r.offset >= end && r.offset + 1 + r.data.len() < data.len());
+            assert!(!r.data.contains(&0));
+            end = r.offset + 1 + r.data.len() + 1;
+        }
+        assert_eq!(end, data.len());
+    }
+    // Round trip: fields without NUL survive encode + records.
+    let fields: Vec<Vec<u8>> = data.split(|&c| c == 0).map(<[u8]>::to_vec).collect();
+    if let Some((sender, rcpts)) = fields.split_first() {
+        let enc = envelope::encode(sender, rcpts);
+        // qmail-queue's fd 1 format ends with an empty record; the queue files do not.
+        assert_eq!(enc.last(), Some(&0));
+        let recs = envelope::records(&enc[..enc.len() - 1]).expect("encoded envelope parses");
+        let datas: Vec<&[u8]> = recs.iter().map(|r| r.data).collect();
+        assert!(datas.contains(&sender.as_slice()));
+        for r in rcpts {
+            assert!(datas.contains(&r.as_slice()));
+        }
+    }
+}
+
+fn control_files(data: &[u8]) {
+    let first = control::first_line(data);
+    assert!(!first.contains(&b'\n'));
+    let _ = control::parse_int(data);
+    let list = control::parse_list(data);
+    for item in &list {
+        assert!(!item.contains(&b'\n'));
+    }
+    let keys = ConstMap::from_keys(&list);
+    for item in &list {
+        assert!(keys.contains(item), "constmap lost {item:?}");
+        assert!(keys.contains(&item.to_ascii_uppercase()));
+    }
+    let pairs = ConstMap::from_pairs(&list);
+    assert!(pairs.len() <= list.len());
+}
+
+fn spawn_command_target(data: &[u8]) {
+    let mut a = CommandParser::default();
+    let whole = a.feed(data);
+    let mut b = CommandParser::default();
+    let mut split = Vec::new();
+    for piece in chunks(data) {
+        split.extend(b.feed(piece));
+    }
+    assert_eq!(whole, split, "command parsing depends on read sizes");
+    assert_eq!(a.is_idle(), b.is_idle());
+    for cmd in &whole {
+        for f in [&cmd.messid, &cmd.sender, &cmd.recipient] {
+            assert!(f.len() <= spawn_command::MAX_FIELD);
+        }
+        for busy in [false, true] {
+            if let Ok(at) = spawn_command::validate(cmd, 120, busy) {
+                assert!(at < cmd.recipient.len() && cmd.recipient[at] == b'@');
+            }
+        }
+        let enc = qmail_spawn::encode_command(cmd.slot, &cmd.messid, &cmd.sender, &cmd.recipient);
+        let mut c = CommandParser::default();
+        if !cmd.overflow {
+            assert_eq!(c.feed(&enc), vec![cmd.clone()]);
+        }
+    }
+}
+
+fn spawn_report(data: &[u8]) {
+    let mut a = ReportReader::new();
+    let whole = a.feed(data);
+    let mut b = ReportReader::new();
+    let mut split = Vec::new();
+    for piece in chunks(data) {
+        split.extend(b.feed(piece));
+    }
+    assert_eq!(whole, split, "report reading depends on read sizes");
+    assert_eq!(a.pending(), b.pending());
+    assert!(a.pending() <= REPORTMAX);
+    for r in &whole {
+        assert!(r.text.len() <= REPORTMAX);
+    }
+}
+
+fn dotqmail_target(data: &[u8]) {
+    let parsed = dotqmail::parse(data);
+    for (line, _) in &parsed {
+        assert!(!line.contains(&b'\n'));
+        let _ = dotqmail::classify(line);
+    }
+    for forward_only in [false, true] {
+        let (text, _) = dotqmail::effective(data, forward_only, b"./Maildir/\n");
+        let _ = dotqmail::parse(&text);
+    }
+}
+
+fn rfc822_tokens(data: &[u8]) {
+    let Ok(tokens) = token822::parse(data) else {
+        return;
+    };
+    let _ = token822::unquote(&tokens);
+    for width in [None, Some(0), Some(1), Some(78)] {
+        let _ = token822::unparse(&tokens, width);
+    }
+    if let Ok(rewritten) = addrlist::addrlist(&tokens, |addr| {
+        if !addr.iter().any(|t| t.kind == token822::Kind::At) {
+            addr.push(token822::Token::special(token822::Kind::At));
+            addr.push(token822::Token::new(
+                token822::Kind::Atom,
+                b"default.example",
+            ));
+        }
+    }) {
+        let _ = token822::unparse(&rewritten, Some(78));
+    }
+}
+
+fn rfc822_header(data: &[u8]) {
+    if let Ok((h, _)) = headerbody::split(data) {
+        // Fields are the input's lines, except that qmail-inject's "From " line gains a name.
+        let mbox = h
+            .fields
+            .iter()
+            .filter(|f| f.starts_with(b"MBOX-Line: "))
+            .count();
+        let total: usize = h.fields.iter().map(Vec::len).sum();
+        assert!(total <= data.len() + 1 + mbox * b"MBOX-Line: ".len());
+        for f in &h.fields {
+            assert!(f.ends_with(b"\n"));
+            let _ = hfield::valid(f);
+            let _ = hfield::known(f).map(|k| k.is_resent());
+        }
+    }
+    for max in [0usize, 1, 16, 300] {
+        let mut r = data;
+        if headerbody::read_header(&mut r, max).is_ok() {
+            let consumed = data.len() - r.len();
+            assert!(
+                consumed <= max,
+                "header of {consumed} bytes passed a limit of {max}"
+            );
+        }
+    }
+}
+
+fn cdb_target(data: &[u8]) {
+    if let Ok(db) = Cdb::from_bytes(data.to_vec()) {
+        for key in [&b""[..], b"key", b"k2", &data[..data.len().min(8)]] {
+            let _ = db.get(key);
+        }
+    }
+    // Round trip: NUL-separated key/value pairs.
+    let parts: Vec<&[u8]> = data.split(|&c| c == 0).collect();
+    let mut b = Builder::new();
+    let mut pairs = Vec::new();
+    for kv in parts.chunks(2) {
+        let (k, v) = (kv[0], kv.get(1).copied().unwrap_or_default());
+        b.add(k, v).expect("in-memory add");
+        pairs.push((k, v));
+    }
+    let db = Cdb::from_bytes(b.finish()).expect("built cdb opens");
+    for (k, _) in &pairs {
+        // The first record added under a key is the one get returns.
+        let first = pairs.iter().find(|(k2, _)| k2 == k).map(|(_, v)| *v);
+        assert_eq!(db.get(k).expect("built cdb reads"), first);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_passes_and_every_cut_of_it() {
+        for t in TARGETS {
+            for seed in t.seeds {
+                for cut in 0..=seed.len() {
+                    (t.run)(&seed[..cut]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_findable() {
+        for t in TARGETS {
+            assert_eq!(find(t.name).map(|f| f.name), Some(t.name));
+        }
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn chunks_cover_the_input() {
+        let table: &[&[u8]] = &[b"", b"a", &[7u8; 1000]];
+        for d in table {
+            assert_eq!(chunks(d).concat(), d.to_vec());
+        }
+    }
+}

@@ -6,10 +6,12 @@
 //! * `stage DIR`: places the tree under DIR without changing ownership;
 //! * `users [--passwd-file F --group-file F [--first-id N]]`: creates missing accounts and groups;
 //! * `up`: builds a release and installs it with its users;
-//! * `test`: the CI entry point (test.rs).
+//! * `test`: the CI entry point (test.rs);
+//! * `fuzz [--seconds N] [TARGET...]`: the fuzz harness of tests/fuzz (fuzz.rs).
 //!
 //! Arguments are parsed by hand (no clap, as everywhere in qmail-rs).
 
+pub mod fuzz;
 pub mod hier;
 pub mod install;
 pub mod test;
@@ -90,7 +92,8 @@ const USAGE: &str =
        cargo xtask stage DIR [--bin-dir DIR]
        cargo xtask users [--passwd-file FILE --group-file FILE [--first-id N]]
        cargo xtask up
-       cargo xtask test";
+       cargo xtask test
+       cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]";
 
 /// Runs one subcommand; returns the process exit code.
 pub fn run(args: &[String]) -> i32 {
@@ -98,6 +101,9 @@ pub fn run(args: &[String]) -> i32 {
         eprintln!("{USAGE}");
         return 100;
     };
+    if cmd == "fuzz" {
+        return fuzz::run(&workspace_root(), rest);
+    }
     let opts = match parse_options(rest) {
         Ok(o) => o,
         Err(e) => {

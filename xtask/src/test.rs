@@ -15,6 +15,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("python3", "python3"),
     ("ip", "iproute2"),
+    ("mkfs.ext4", "e2fsprogs"),
 ];
 
 /// True if `name` is an executable in one of the system's binary directories.
@@ -169,6 +170,17 @@ pub fn run(root: &Path) -> i32 {
                 .args(["build", "--workspace", "--bins"]),
             &mut summary,
         );
+    }
+    if ok {
+        let t = Instant::now();
+        let fuzzed = crate::fuzz::smoke(root);
+        summary.push(format!(
+            "{:<40} {} ({:.0?})",
+            "fuzz smoke",
+            if fuzzed { "ok" } else { "FAILED" },
+            t.elapsed()
+        ));
+        ok &= fuzzed;
     }
     let mut tally = Tally::default();
     if ok {

@@ -1,1 +1,202 @@
-//! placeholder
+//! Local injection end to end (issue 7): sendmail -t driven from Python's subprocess and from
+//! Debian's bsd-mailx in batch mode, CRLF input, qmail-inject's defaulthost / defaultdomain /
+//! plusdomain / idhost controls and -f, and `sendmail -bp` (and `mailq`) listing the queue.
+//! Messages go through the real qmail-queue and qmail-send and are read back from maildirs.
+
+use crate::local::{drain, full_log, maildir, normalize, start, DOMAIN};
+use qmail_testkit::sandbox::{feed, text};
+use qmail_testkit::{sandbox, Sandbox};
+use std::process::Output;
+use std::time::Duration;
+
+/// Runs `program args` as `user` with `input` on stdin.
+fn run_as_with(sb: &Sandbox, user: &str, program: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut cmd = sb.command_as(user, program);
+    cmd.args(args);
+    feed(cmd, input)
+}
+
+fn ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {:?} {}{}", out.status, text(&out.stdout), text(&out.stderr));
+}
+
+/// What Python's subprocess feeds to `sendmail -t` as alice.
+const PY_SENDMAIL: &str = r#"
+import subprocess, sys
+msg = sys.stdin.buffer.read()
+r = subprocess.run(["/var/qmail/bin/sendmail", "-t"], input=msg, capture_output=True)
+sys.stdout.buffer.write(r.stdout)
+sys.stderr.buffer.write(r.stderr)
+sys.exit(r.returncode)
+"#;
+
+/// sendmail -t from Python: header recipients (To, Cc and the removed Bcc) all get the message;
+/// Date, Message-ID and From are added and the addresses completed.
+#[test]
+fn inject_sendmail_t_from_python() {
+    let Some(sb) = sandbox!("inject_sendmail_t_from_python") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    sb.write_file("/home/bob/.qmail-bcc", b"./Maildir/\n", "bob", 0o644);
+    let msg = b"To: bob\nCc: alice@test.example\nBcc: bob-bcc\nSubject: from python\n\nbody\n";
+    let out = run_as_with(&sb, "alice", "python3", &["-c", PY_SENDMAIL], msg);
+    ok(&out, "python sendmail -t");
+    drain(&sb);
+    let header = |to: &str| {
+        format!(
+            "Return-Path: <alice@{DOMAIN}>\nDelivered-To: {to}@{DOMAIN}\nReceived: (qmail PID invoked by uid 1001); DATE\n\
+             Date: DATE\nMessage-ID: <ID.qmail@{DOMAIN}>\nFrom: alice@{DOMAIN}\nTo: bob@{DOMAIN}\nCc: alice@{DOMAIN}\n\
+             Subject: from python\n\nbody\n"
+        )
+    };
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    bob.sort();
+    let mut want = vec![header("bob"), header("bob-bcc")];
+    want.sort();
+    assert_eq!(bob, want);
+    let alice: Vec<String> = maildir(&sb, "/home/alice/Maildir").iter().map(|m| normalize(m)).collect();
+    assert_eq!(alice, vec![header("alice")]);
+}
+
+/// A real MUA: bsd-mailx in batch mode (stdin not a terminal) runs /usr/sbin/sendmail, linked to
+/// qmail's as admins do. mailx writes To, Subject and MIME fields (its charset comes from the
+/// locale: the sandbox's environment has none); qmail-inject adds Date, Message-ID and From.
+#[test]
+fn inject_from_mailx() {
+    let Some(sb) = sandbox!("inject_from_mailx") else { return };
+    assert!(sb.sh("command -v bsd-mailx").status.success(), "bsd-mailx is not installed (apt-get install bsd-mailx)");
+    start(&sb, &[], &[], "./Maildir/");
+    // The sandbox's / is a copy-on-write overlay: this link never reaches the host.
+    sb.sh_ok("ln -sfn /var/qmail/bin/sendmail /usr/sbin/sendmail && ln -sfn /var/qmail/bin/sendmail /usr/lib/sendmail");
+    let out = run_as_with(&sb, "alice", "bsd-mailx", &["-s", "mailx subject", "bob"], b"hello from mailx\n");
+    ok(&out, "bsd-mailx");
+    drain(&sb);
+    let bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    assert_eq!(bob.len(), 1, "log:\n{}", full_log(&sb));
+    assert_eq!(
+        bob[0],
+        format!(
+            "Return-Path: <alice@{DOMAIN}>\nDelivered-To: bob@{DOMAIN}\nReceived: (qmail PID invoked by uid 1001); DATE\n\
+             Date: DATE\nMessage-ID: <ID.qmail@{DOMAIN}>\nFrom: alice@{DOMAIN}\nTo: bob@{DOMAIN}\nSubject: mailx subject\n\
+             MIME-Version: 1.0\nContent-Type: text/plain; charset=\"ANSI_X3.4-1968\"\nContent-Transfer-Encoding: 8bit\n\n\
+             hello from mailx\n"
+        )
+    );
+}
+
+/// CRLF input, as qmail handles it (documented behaviour, not a bug): qmail-inject reads lines
+/// ending in LF, so a CR stays part of its line. Address fields are re-rendered (CR is
+/// whitespace to the RFC 822 tokeniser, so it disappears there); other fields keep their CR;
+/// the "\r\n" separator is not an empty line, so it ends the header as a non-field line: an LF
+/// blank line is inserted before it and it becomes the first body line. The body keeps its CRs.
+/// Maildir and program deliveries store those bytes unchanged.
+#[test]
+fn inject_crlf_input() {
+    let Some(sb) = sandbox!("inject_crlf_input") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    let msg = b"From: alice\r\nTo: bob\r\nSubject: crlf\r\n\r\nline one\r\nline two\r\n";
+    let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", &["-t"], msg);
+    ok(&out, "sendmail -t");
+    drain(&sb);
+    let bob = maildir(&sb, "/home/bob/Maildir");
+    assert_eq!(bob.len(), 1);
+    assert_eq!(
+        normalize(&bob[0]),
+        format!(
+            "Return-Path: <alice@{DOMAIN}>\nDelivered-To: bob@{DOMAIN}\nReceived: (qmail PID invoked by uid 1001); DATE\n\
+             Date: DATE\nMessage-ID: <ID.qmail@{DOMAIN}>\nFrom: alice@{DOMAIN}\nTo: bob@{DOMAIN}\nSubject: crlf\r\n\n\
+             \r\nline one\r\nline two\r\n"
+        )
+    );
+}
+
+/// qmail-inject's controls: defaulthost (gets defaultdomain when it has no dot), defaultdomain,
+/// plusdomain, idhost; -f sets the envelope sender (rewritten like any address); -H takes both
+/// argument and header recipients.
+#[test]
+fn inject_controls_and_f() {
+    let Some(sb) = sandbox!("inject_controls_and_f") else { return };
+    let locals = ["deflt.test.example", "silverton.test.example", "x.plus.test.example"];
+    let controls = [
+        ("defaulthost", "deflt\n"),
+        ("defaultdomain", "test.example\n"),
+        ("plusdomain", "plus.test.example\n"),
+        ("idhost", "id.test.example\n"),
+    ];
+    start(&sb, &locals, &controls, "./Maildir/");
+    let msg = b"To: bob, bob@x+\nSubject: controls\n\nc\n";
+    let out = run_as_with(&sb, "alice", "/var/qmail/bin/qmail-inject", &["-H", "-f", "alice", "bob@silverton"], msg);
+    ok(&out, "qmail-inject");
+    drain(&sb);
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    bob.sort();
+    let mut want: Vec<String> = ["bob@deflt.test.example", "bob@silverton.test.example", "bob@x.plus.test.example"]
+        .iter()
+        .map(|to| {
+            format!(
+                "Return-Path: <alice@deflt.test.example>\nDelivered-To: {to}\nReceived: (qmail PID invoked by uid 1001); DATE\n\
+                 Date: DATE\nMessage-ID: <ID.qmail@id.test.example>\nFrom: alice@deflt.test.example\n\
+                 To: bob@deflt.test.example, bob@x.plus.test.example\nSubject: controls\n\nc\n"
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(bob, want);
+    // Environment overrides of the controls and of the From host.
+    let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
+    cmd.env("QMAILDEFAULTHOST", "silverton").env("QMAILHOST", "x.plus.test.example").env("QMAILNAME", "Alice A.");
+    let out = feed(cmd, b"To: bob\nSubject: env\n\ne\n");
+    ok(&out, "qmail-inject with environment");
+    drain(&sb);
+    let env_msg: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .filter(|m| m.contains("Subject: env\n"))
+        .collect();
+    assert_eq!(
+        env_msg,
+        vec![
+            "Return-Path: <alice@x.plus.test.example>\nDelivered-To: bob@silverton.test.example\n\
+             Received: (qmail PID invoked by uid 1001); DATE\nDate: DATE\nMessage-ID: <ID.qmail@id.test.example>\n\
+             From: \"Alice A.\" <alice@x.plus.test.example>\nTo: bob@silverton.test.example\nSubject: env\n\ne\n"
+                .to_string()
+        ]
+    );
+}
+
+/// `sendmail -bp` (qmail-qread) and `mailq` list a message kept in the queue by a deferring
+/// local delivery and an undeliverable remote address (no network in the sandbox).
+#[test]
+fn inject_sendmail_bp() {
+    let Some(sb) = sandbox!("inject_sendmail_bp") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    sb.write_file("/home/alice/.qmail-defer", b"|exit 111\n", "alice", 0o644);
+    let out = run_as_with(
+        &sb,
+        "alice",
+        "/var/qmail/bin/sendmail",
+        &["alice-defer", "nobody@remote.example"],
+        b"Subject: stays\n\nq\n",
+    );
+    ok(&out, "sendmail");
+    let processed = sb.wait_until(Duration::from_secs(30), || {
+        sb.queue_files("todo").is_empty() && sb.queue_files("info").len() == 1 && sb.queue_files("local").len() == 1
+    });
+    assert!(processed, "qmail-send did not take the message; log:\n{}", full_log(&sb));
+    let id = sb.queue_files("info")[0].clone();
+    let size = text(&sb.sh_ok(&format!("stat -c %s /var/qmail/queue/mess/*/{id}")).stdout).trim().to_string();
+    sb.sh_ok("ln -sfn /var/qmail/bin/sendmail /usr/bin/mailq");
+    for (prog, args) in [("/var/qmail/bin/sendmail", &["-bp"][..]), ("/usr/bin/mailq", &[][..])] {
+        let out = sb.run(prog, args);
+        ok(&out, prog);
+        let listing = text(&out.stdout);
+        let (date, rest) = listing.split_once(" GMT  #").unwrap_or_else(|| panic!("{prog}: {listing:?}"));
+        // `25 Nov 2026 10:50:44`: day, month name, year, time.
+        let d: Vec<&str> = date.split(' ').collect();
+        assert!(d.len() == 4 && d[0].parse::<u8>().is_ok() && d[1].len() == 3 && d[2].len() == 4 && d[3].len() == 8, "{date:?}");
+        assert_eq!(
+            rest,
+            format!("{id}  {size}  <alice@{DOMAIN}> \n\tlocal\talice-defer@{DOMAIN}\n\tremote\tnobody@remote.example\n"),
+            "{prog}"
+        );
+    }
+}

@@ -15,6 +15,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("python3", "python3"),
     ("ip", "iproute2"),
+    ("maildrop", "maildrop"),
+    ("safecat", "safecat"),
+    ("bsd-mailx", "bsd-mailx"),
     ("mkfs.ext4", "e2fsprogs"),
 ];
 

@@ -518,3 +518,159 @@ fn local_forwards_and_program_exit_codes() {
     let log = full_log(&sb);
     assert!(log.contains("did_0+1+1/"), "exit 99 counts the forward and the program: {log}");
 }
+
+/// Waits until every `needle` appears in qmail-send's log.
+fn await_log(sb: &Sandbox, needles: &[&str]) {
+    let seen = sb.wait_until(Duration::from_secs(30), || {
+        let log = full_log(sb);
+        needles.iter().all(|n| log.contains(n))
+    });
+    assert!(seen, "missing in the log: {:?}\n{}", needles.iter().filter(|n| !full_log(sb).contains(**n)).collect::<Vec<_>>(), full_log(sb));
+}
+
+/// Forward-only files (user-x bit or `+list`) refuse file and program lines, a blank first line
+/// and a sticky home defer; forwards from a forward-only file work.
+#[test]
+fn local_dotqmail_refusals_defer() {
+    let Some(sb) = sandbox!("local_dotqmail_refusals_defer") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    dotqmail(&sb, "alice", ".qmail-xfile", "./Maildir/\n", 0o744);
+    dotqmail(&sb, "alice", ".qmail-xprog", "|true\n", 0o744);
+    dotqmail(&sb, "alice", ".qmail-plus", "+list\n./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-blank", "\n./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-xfwd", "# forward only\n&bob@test.example\n", 0o744);
+    sb.sh_ok("chmod 1755 /home/bob");
+    for to in ["alice-xfile", "alice-xprog", "alice-plus", "alice-blank", "alice-xfwd", "bob"] {
+        queue(&sb, "alice", format!("Subject: {to}\n\nx\n").as_bytes(), &[&format!("{to}@{DOMAIN}")]);
+    }
+    await_log(
+        &sb,
+        &[
+            "deferral: Uh-oh:_.qmail_has_file_delivery_but_has_x_bit_set._(#4.7.0)/",
+            "deferral: Uh-oh:_.qmail_has_prog_delivery_but_has_x_bit_set._(#4.7.0)/",
+            "deferral: Uh-oh:_first_line_of_.qmail_file_is_blank._(#4.2.1)/",
+            "deferral: Home_directory_is_sticky:_user_is_editing_his_.qmail_file._(#4.2.1)/",
+        ],
+    );
+    let log = full_log(&sb);
+    assert_eq!(log.matches("has_file_delivery_but_has_x_bit_set").count(), 2, "x bit and +list: {log}");
+    // The forward-only file forwarded to bob (whose own delivery is deferred: sticky home).
+    assert!(log.contains("success: did_0+1+0/"), "{log}");
+    assert!(maildir(&sb, "/home/alice/Maildir").is_empty());
+    sb.sh_ok("chmod 0755 /home/bob");
+    sb.svc(&["-a", "/service/qmail-send"]);
+    let two = sb.wait_until(Duration::from_secs(30), || maildir(&sb, "/home/bob/Maildir").len() == 2);
+    assert!(two, "bob's mail after the sticky bit went; log:\n{}", full_log(&sb));
+}
+
+/// Program exit codes: 0 success; 64, 65, 70, 76, 77, 78, 100, 112 permanent (bounce with the
+/// program's output); 111 and others temporary; a crash is temporary ("Aack, child crashed.").
+#[test]
+fn local_program_exit_code_mapping() {
+    let Some(sb) = sandbox!("local_program_exit_code_mapping") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    let hard = [64, 65, 70, 76, 77, 78, 100, 112];
+    let soft = [1, 2, 75, 111, 120];
+    for code in hard.iter().chain(soft.iter()) {
+        dotqmail(&sb, "alice", &format!(".qmail-e{code}"), &format!("|echo exit {code} here; exit {code}\n"), 0o644);
+    }
+    dotqmail(&sb, "alice", ".qmail-crash", "|kill -SEGV $$\n", 0o644);
+    for code in hard.iter().chain(soft.iter()) {
+        queue(&sb, "bob", format!("Subject: e{code}\n\nx\n").as_bytes(), &[&format!("alice-e{code}@{DOMAIN}")]);
+    }
+    queue(&sb, "bob", b"Subject: crash\n\nx\n", &[&format!("alice-crash@{DOMAIN}")]);
+    let mut needles: Vec<String> = soft.iter().map(|c| format!("deferral: exit_{c}_here/")).collect();
+    needles.push("deferral: Aack,_child_crashed._(#4.3.0)/".into());
+    needles.extend(hard.iter().map(|c| format!("failure: exit_{c}_here/")));
+    await_log(&sb, &needles.iter().map(String::as_str).collect::<Vec<_>>());
+    let bounced = sb.wait_until(Duration::from_secs(30), || maildir(&sb, "/home/bob/Maildir").len() == hard.len());
+    assert!(bounced, "bounces: {}", maildir(&sb, "/home/bob/Maildir").len());
+    for m in maildir(&sb, "/home/bob/Maildir") {
+        let m = normalize(&m);
+        let code = hard.iter().find(|c| m.contains(&format!("Subject: e{c}\n"))).unwrap_or_else(|| panic!("{m}"));
+        assert!(m.contains(&format!("<alice-e{code}@{DOMAIN}>:\nexit {code} here\n")), "{m}");
+    }
+}
+
+/// A mailing list with both owner files: NEWSENDER is the VERP sender list-owner-@host-@[],
+/// which qmail-send expands per recipient; qmail-send's own bounce goes to the sender with the
+/// `-@[]` stripped (list-owner-@host, send.md 5.2), handled by .qmail-list-owner-default.
+#[test]
+fn local_list_owner_verp() {
+    let Some(sb) = sandbox!("local_list_owner_verp") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    maildirmake(&sb, "alice", "Bounces");
+    dotqmail(&sb, "alice", ".qmail-list", "&bob@test.example\n&alice-gone@test.example\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-list-owner", "./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-list-owner-default", "./Bounces/\n", 0o644);
+    queue(&sb, "bob", b"Subject: to the list\n\nhi all\n", &[&format!("alice-list@{DOMAIN}")]);
+    drain(&sb);
+    let bob = maildir(&sb, "/home/bob/Maildir");
+    assert_eq!(bob.len(), 1);
+    assert!(
+        normalize(&bob[0]).starts_with("Return-Path: <alice-list-owner-bob=test.example@test.example>\nDelivered-To: bob@test.example\n"),
+        "{}",
+        normalize(&bob[0])
+    );
+    let b = maildir(&sb, "/home/alice/Bounces");
+    assert_eq!(b.len(), 1, "log:\n{}", full_log(&sb));
+    let b = normalize(&b[0]);
+    assert!(b.starts_with("Return-Path: <>\nDelivered-To: alice-list-owner-@test.example\n"), "{b}");
+    assert!(b.contains("\n--- Below this line is a copy of the message.\n\nReturn-Path: <alice-list-owner-@test.example>\n"), "{b}");
+    assert!(b.contains("<alice-gone@test.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n"), "{b}");
+    assert!(maildir(&sb, "/home/alice/Maildir").is_empty());
+}
+
+/// The delivery helpers from .qmail lines: bouncesaying (alone and with a program), condredirect,
+/// forward, except.
+#[test]
+fn local_delivery_helpers() {
+    let Some(sb) = sandbox!("local_delivery_helpers") else { return };
+    for p in ["bouncesaying", "condredirect", "forward", "except"] {
+        if !sb.has_program(p) {
+            return;
+        }
+    }
+    start(&sb, &[], &[], "./Maildir/");
+    dotqmail(&sb, "alice", ".qmail-bs", "|bouncesaying 'Go away.'\n./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-spam", "|bouncesaying 'Spam refused.' grep -q SPAM\n./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-cr", "|condredirect bob@test.example grep -q urgent\n./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-fwd", "|forward bob@test.example\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-ex", "|except sh -c 'exit 100'\n./Maildir/\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-ex2", "|except echo inverted\n./Maildir/\n", 0o644);
+    let m = |s: &str| format!("Subject: {s}\n\nbody {s}\n").into_bytes();
+    queue(&sb, "bob", &m("bs"), &[&format!("alice-bs@{DOMAIN}")]);
+    queue(&sb, "bob", &m("SPAM"), &[&format!("alice-spam@{DOMAIN}")]);
+    queue(&sb, "bob", &m("ham"), &[&format!("alice-spam@{DOMAIN}")]);
+    queue(&sb, "bob", &m("urgent"), &[&format!("alice-cr@{DOMAIN}")]);
+    queue(&sb, "bob", &m("calm"), &[&format!("alice-cr@{DOMAIN}")]);
+    queue(&sb, "bob", &m("fwd"), &[&format!("alice-fwd@{DOMAIN}")]);
+    queue(&sb, "bob", &m("ex"), &[&format!("alice-ex@{DOMAIN}")]);
+    queue(&sb, "bob", &m("ex2"), &[&format!("alice-ex2@{DOMAIN}")]);
+    drain(&sb);
+    let subjects = |user: &str| {
+        let mut v: Vec<String> = maildir(&sb, &format!("/home/{user}/Maildir"))
+            .iter()
+            .map(|m| normalize(m))
+            .map(|m| {
+                let s = m.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or("").to_string();
+                if s == "failure notice" {
+                    let why = m.split_once(">:\n").map_or("", |(_, r)| r.lines().next().unwrap_or(""));
+                    format!("bounce: {why}")
+                } else {
+                    s
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // except turns 100 into success (delivery goes on to ./Maildir/) and 0 into a bounce.
+    assert_eq!(subjects("alice"), vec!["calm", "ex", "ham"], "log:\n{}", full_log(&sb));
+    assert_eq!(
+        subjects("bob"),
+        vec!["bounce: Go away.", "bounce: Spam refused.", "bounce: inverted", "fwd", "urgent"],
+        "log:\n{}",
+        full_log(&sb)
+    );
+}

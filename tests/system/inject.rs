@@ -200,3 +200,40 @@ fn inject_sendmail_bp() {
         );
     }
 }
+
+/// sendmail's -f (netqmail: also the From user and host; -F is then dropped) and -F alone;
+/// a Return-Path field supplies the envelope sender and is removed; a resent message goes to
+/// its Resent-To recipients only under -t. Messages without To and Cc get the
+/// `Cc: recipient list not shown: ;` line.
+#[test]
+fn inject_sendmail_f_and_resent() {
+    let Some(sb) = sandbox!("inject_sendmail_f_and_resent") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    let runs: [(&[&str], &[u8]); 4] = [
+        (&["-f", "owner@test.example", "-F", "Lost Name", "bob"], b"Subject: f\n\nf\n"),
+        (&["-F", "Alice Liddell", "bob"], b"Subject: F\n\nF\n"),
+        (&["bob"], b"Return-Path: <rp@test.example>\nSubject: rp\n\nrp\n"),
+        (&["-t"], b"From: alice\nTo: alice\nResent-To: bob\nSubject: resent\n\nr\n"),
+    ];
+    for (args, msg) in runs {
+        let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", args, msg);
+        ok(&out, &format!("sendmail {args:?}"));
+    }
+    drain(&sb);
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    bob.sort_by_key(|m| m.lines().find(|l| l.starts_with("Subject: ")).unwrap_or("").to_string());
+    let rcvd = "Received: (qmail PID invoked by uid 1001); DATE\n";
+    let id = format!("Message-ID: <ID.qmail@{DOMAIN}>");
+    assert_eq!(
+        bob,
+        vec![
+            format!("Return-Path: <alice@{DOMAIN}>\nDelivered-To: bob@{DOMAIN}\n{rcvd}Date: DATE\n{id}\nFrom: \"Alice Liddell\" <alice@{DOMAIN}>\nCc: recipient list not shown: ;\nSubject: F\n\nF\n"),
+            format!("Return-Path: <owner@test.example>\nDelivered-To: bob@{DOMAIN}\n{rcvd}Date: DATE\n{id}\nFrom: owner@test.example\nCc: recipient list not shown: ;\nSubject: f\n\nf\n"),
+            format!("Return-Path: <alice@{DOMAIN}>\nDelivered-To: bob@{DOMAIN}\n{rcvd}Resent-Date: DATE\nResent-Message-ID: <ID.qmail@{DOMAIN}>\nResent-From: alice@{DOMAIN}\nFrom: alice@{DOMAIN}\nTo: alice@{DOMAIN}\nResent-To: bob@{DOMAIN}\nSubject: resent\n\nr\n"),
+            format!("Return-Path: <rp@test.example>\nDelivered-To: bob@{DOMAIN}\n{rcvd}Date: DATE\n{id}\nFrom: alice@{DOMAIN}\nCc: recipient list not shown: ;\nSubject: rp\n\nrp\n"),
+        ],
+        "log:\n{}",
+        full_log(&sb)
+    );
+    assert!(maildir(&sb, "/home/alice/Maildir").is_empty(), "a resent message does not go to its To");
+}

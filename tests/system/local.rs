@@ -90,11 +90,13 @@ pub(crate) fn normalize(bytes: &[u8]) -> String {
         let new = if let Some(rest) = body.strip_prefix("Received: (qmail ") {
             let how = rest.split_once(" invoked ").and_then(|(_, h)| h.split_once(");")).map_or("", |(h, _)| h);
             format!("Received: (qmail PID invoked {how}); DATE")
-        } else if body.starts_with("Date: ") {
-            "Date: DATE".to_string()
-        } else if let Some(rest) = body.strip_prefix("Message-ID: <") {
+        } else if let Some(field) = ["Date: ", "Resent-Date: "].iter().find(|f| body.starts_with(**f)) {
+            format!("{field}DATE")
+        } else if let Some((field, rest)) =
+            ["Message-ID: <", "Resent-Message-ID: <"].iter().find_map(|f| Some((*f, body.strip_prefix(*f)?)))
+        {
             let host = rest.split_once(".qmail@").map_or("?", |(_, h)| h.trim_end_matches('>'));
-            format!("Message-ID: <ID.qmail@{host}>")
+            format!("{field}ID.qmail@{host}>")
         } else if is_from_line(body) {
             format!("From {} DATE", body.split(' ').nth(1).unwrap_or(""))
         } else {
@@ -673,4 +675,40 @@ fn local_delivery_helpers() {
         "log:\n{}",
         full_log(&sb)
     );
+}
+
+/// Address corner cases: upper-case user names (qmail-getpw lowercases), dots in extensions
+/// (`.` becomes `:` in the file name), a user not owning his home (falls to ~alias), trailing
+/// blanks on .qmail lines, an absolute mbox path, and a missing maildir (deferral).
+#[test]
+fn local_address_corner_cases() {
+    let Some(sb) = sandbox!("local_address_corner_cases") else { return };
+    sb.sh_ok("echo 'carol:x:1003:1003:no own home:/home/carol:/bin/sh' >> /etc/passwd && mkdir -m 755 /home/carol");
+    start(&sb, &[], &[], "./Maildir/");
+    maildirmake(&sb, "alice", "Dots");
+    dotqmail(&sb, "alice", ".qmail-a:b", "./Dots/ \t\n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-abs", "/home/alice/abs.mbox\t \n", 0o644);
+    dotqmail(&sb, "alice", ".qmail-nomd", "./NoSuchMaildir/\n", 0o644);
+    sb.write_file("/var/qmail/alias/.qmail-carol", b"&bob@test.example\n", "root", 0o644);
+    let m = |s: &str| format!("Subject: {s}\n\n{s}\n").into_bytes();
+    queue(&sb, "bob", &m("upper"), &[&format!("ALICE@{DOMAIN}")]);
+    queue(&sb, "bob", &m("dots"), &[&format!("alice-A.B@{DOMAIN}")]);
+    queue(&sb, "bob", &m("abs"), &[&format!("alice-abs@{DOMAIN}")]);
+    queue(&sb, "bob", &m("nomd"), &[&format!("alice-nomd@{DOMAIN}")]);
+    queue(&sb, "alice", &m("carol"), &[&format!("carol@{DOMAIN}")]);
+    await_log(&sb, &["deferral: Unable_to_chdir_to_maildir._(#4.2.1)/"]);
+    let done = sb.wait_until(Duration::from_secs(30), || {
+        maildir(&sb, "/home/alice/Maildir").len() == 1 && maildir(&sb, "/home/bob/Maildir").len() == 1
+    });
+    assert!(done, "log:\n{}", full_log(&sb));
+    let a = normalize(&maildir(&sb, "/home/alice/Maildir")[0]);
+    assert!(a.starts_with(&format!("Return-Path: <bob@{DOMAIN}>\nDelivered-To: ALICE@{DOMAIN}\n")), "{a}");
+    let d = maildir(&sb, "/home/alice/Dots");
+    assert_eq!(d.len(), 1);
+    assert!(normalize(&d[0]).contains(&format!("\nDelivered-To: alice-A.B@{DOMAIN}\n")));
+    let abs = normalize(&sb.read("/home/alice/abs.mbox").expect("abs.mbox"));
+    assert!(abs.starts_with(&format!("From bob@{DOMAIN} DATE\nReturn-Path: <bob@{DOMAIN}>\nDelivered-To: alice-abs@{DOMAIN}\n")), "{abs}");
+    let b = normalize(&maildir(&sb, "/home/bob/Maildir")[0]);
+    assert!(b.contains(&format!("\nDelivered-To: carol@{DOMAIN}\n")) && b.contains("Subject: carol\n"), "{b}");
+    assert!(!sb.queue_is_empty(), "the missing maildir keeps its message queued");
 }

@@ -6,5 +6,6 @@ mod inject;
 mod install_tree;
 mod local;
 mod newu_cdb;
+mod privileges;
 mod queue;
 mod sandbox;

@@ -371,10 +371,12 @@ fn local_loops_bounce() {
     dotqmail(&sb, "alice", ".qmail-loop", "&alice-loop@test.example\n", 0o644);
     queue(&sb, "bob", b"Delivered-To: alice@test.example\nSubject: looped\n\nx\n", &[&format!("alice@{DOMAIN}")]);
     queue(&sb, "bob", b"Subject: forward loop\n\ny\n", &[&format!("alice-loop@{DOMAIN}")]);
-    // A Delivered-To line for the recipient after the header is not a loop.
+    // Not loops: a matching line whose field name differs in case (qmail compares the whole line
+    // byte for byte) and one in the body.
+    queue(&sb, "bob", b"delivered-to: alice@test.example\nSubject: case\n\nc\n", &[&format!("alice@{DOMAIN}")]);
     queue(&sb, "bob", b"Subject: body\n\nDelivered-To: alice@test.example\n", &[&format!("alice@{DOMAIN}")]);
     drain(&sb);
-    assert_eq!(maildir(&sb, "/home/alice/Maildir").len(), 1);
+    assert_eq!(maildir(&sb, "/home/alice/Maildir").len(), 2);
     let bounces: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
     assert_eq!(bounces.len(), 2, "{bounces:?}");
     for (to, subject) in [("alice", "looped"), ("alice-loop", "forward loop")] {
@@ -711,4 +713,66 @@ fn local_address_corner_cases() {
     let b = normalize(&maildir(&sb, "/home/bob/Maildir")[0]);
     assert!(b.contains(&format!("\nDelivered-To: carol@{DOMAIN}\n")) && b.contains("Subject: carol\n"), "{b}");
     assert!(!sb.queue_is_empty(), "the missing maildir keeps its message queued");
+}
+
+/// Large and binary messages: a 3 MB body with a 2 MB line starting with "From " and NUL, CR and
+/// 8-bit bytes reaches the Maildir unchanged and the mbox with only the From_ quoting added.
+#[test]
+fn local_large_binary_message() {
+    let Some(sb) = sandbox!("local_large_binary_message") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    dotqmail(&sb, "alice", ".qmail", "./Maildir/\n./Mailbox\n", 0o644);
+    let mut msg = b"Subject: big\n\n".to_vec();
+    msg.extend_from_slice(b"From ");
+    msg.extend((0..2_000_000u32).map(|i| b"abcdefghij"[(i % 10) as usize]));
+    msg.extend_from_slice(b"\n\0\x01\xff\xfe\r\x7f\n>From x\n");
+    msg.extend((0..1_000_000u32).map(|i| if i % 77 == 76 { b'\n' } else { (i % 256) as u8 }));
+    msg.extend_from_slice(b"\nend\n");
+    queue(&sb, "bob", &msg, &[&format!("alice@{DOMAIN}")]);
+    drain(&sb);
+    let uid = ids(&sb, "bob").0;
+    let md = maildir(&sb, "/home/alice/Maildir");
+    assert_eq!(md.len(), 1);
+    let head = format!("Return-Path: <bob@{DOMAIN}>\nDelivered-To: alice@{DOMAIN}\nReceived: (qmail ");
+    assert!(md[0].starts_with(head.as_bytes()));
+    let rcvd_end = md[0].windows(2).position(|w| w == b"\nS").expect("end of Received") + 1;
+    assert!(String::from_utf8_lossy(&md[0][..rcvd_end]).contains(&format!(" invoked by uid {uid}); ")));
+    assert_eq!(&md[0][rcvd_end..], &msg[..], "maildir copy differs");
+    let mbox = sb.read("/home/alice/Mailbox").expect("Mailbox");
+    let start_msg = mbox.windows(2).position(|w| w == b"\nS").expect("Subject") + 1;
+    let mut want = Vec::new();
+    for (n, line) in msg.split_inclusive(|&c| c == b'\n').enumerate() {
+        let stripped: &[u8] = &line[line.iter().take_while(|&&c| c == b'>').count()..];
+        if n > 0 && stripped.starts_with(b"From ") {
+            want.push(b'>');
+        }
+        want.extend_from_slice(line);
+    }
+    want.push(b'\n');
+    assert_eq!(mbox.len() - start_msg, want.len(), "mbox length");
+    assert!(mbox[start_msg..] == want[..], "mbox copy differs");
+}
+
+/// A Mailbox locked by someone else for 30 seconds defers ("File has been locked for 30 seconds
+/// straight."); once the lock goes, a retry delivers.
+#[test]
+fn local_mbox_lock_timeout() {
+    let Some(sb) = sandbox!("local_mbox_lock_timeout") else { return };
+    start(&sb, &[], &[], "./Mailbox");
+    sb.write_file("/home/alice/Mailbox", b"", "alice", 0o600);
+    sb.spawn_bg("flock", &["-x", "/home/alice/Mailbox", "sleep", "40"]);
+    std::thread::sleep(Duration::from_millis(300));
+    queue(&sb, "bob", b"Subject: locked\n\nl\n", &[&format!("alice@{DOMAIN}")]);
+    let seen = sb.wait_until(Duration::from_secs(45), || {
+        full_log(&sb).contains("deferral: File_has_been_locked_for_30_seconds_straight._(#4.3.0)/")
+    });
+    assert!(seen, "log:\n{}", full_log(&sb));
+    assert_eq!(sb.read("/home/alice/Mailbox").unwrap_or_default(), b"", "nothing written while locked");
+    let unlocked = sb.wait_until(Duration::from_secs(20), || sb.sh("flock -n /home/alice/Mailbox true").status.success());
+    assert!(unlocked);
+    sb.svc(&["-a", "/service/qmail-send"]);
+    drain(&sb);
+    let mbox = normalize(&sb.read("/home/alice/Mailbox").unwrap());
+    assert!(mbox.starts_with(&format!("From bob@{DOMAIN} DATE\nReturn-Path: <bob@{DOMAIN}>\n")), "{mbox}");
+    assert!(mbox.ends_with("Subject: locked\n\nl\n\n"), "{mbox}");
 }

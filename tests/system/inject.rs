@@ -237,3 +237,65 @@ fn inject_sendmail_f_and_resent() {
     );
     assert!(maildir(&sb, "/home/alice/Maildir").is_empty(), "a resent message does not go to its To");
 }
+
+/// QMAILINJECT flags end to end (`r`: per-recipient VERP expanded by qmail-send; `f` and `i`:
+/// From and Message-ID regenerated; `s`: Return-Path ignored), QMAILMFTFILE, folding of a long
+/// To list, predate, and the refusals (unparseable field, bad option) with their exit codes.
+#[test]
+fn inject_flags_mft_and_refusals() {
+    let Some(sb) = sandbox!("inject_flags_mft_and_refusals") else { return };
+    start(&sb, &[], &[], "./Maildir/");
+    sb.write_file("/home/bob/.qmail-default", b"./Maildir/\n", "bob", 0o644);
+    sb.write_file("/home/alice/lists", b"# my lists\nbob-list@test.example\n", "alice", 0o644);
+    let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
+    cmd.env("QMAILINJECT", "rfis").env("QMAILMFTFILE", "/home/alice/lists");
+    let msg = b"Return-Path: <ignored@test.example>\nFrom: someone@else.example\nMessage-ID: <old@x>\nTo: bob-list@test.example\nCc: bob-cc\nSubject: flags\n\nv\n";
+    ok(&feed(cmd, msg), "qmail-inject QMAILINJECT=rfis");
+    drain(&sb);
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    bob.sort();
+    let want = |to: &str| {
+        format!(
+            "Return-Path: <alice-{to}=test.example@test.example>\nDelivered-To: {to}@test.example\n\
+             Received: (qmail PID invoked by uid 1001); DATE\nDate: DATE\nMessage-ID: <ID.qmail@test.example>\n\
+             From: alice@test.example\nMail-Followup-To: bob-cc@test.example,\n  bob-list@test.example\n\
+             To: bob-list@test.example\nCc: bob-cc@test.example\nSubject: flags\n\nv\n"
+        )
+    };
+    assert_eq!(bob, vec![want("bob-cc"), want("bob-list")]);
+
+    // A long To list folds after commas: the first line is exactly 78 characters with its last
+    // comma, so the third address goes to a continuation line. predate adds a Date.
+    let long = format!("To: {}@test.example, bob-x@test.example, bob-y@test.example\nSubject: long\n\nl\n", "bob-".to_string() + &"a".repeat(36));
+    let out = run_as_with(&sb, "alice", "/var/qmail/bin/predate", &["/var/qmail/bin/sendmail", "-t"], long.as_bytes());
+    ok(&out, "predate sendmail -t");
+    drain(&sb);
+    let longs: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .filter(|m| m.contains("Subject: long\n"))
+        .collect();
+    assert_eq!(longs.len(), 3);
+    for m in &longs {
+        let to = m.split_once("\nTo: ").map(|(_, r)| r).unwrap();
+        assert!(
+            to.starts_with(&format!("bob-{}@test.example, bob-x@test.example,\n  bob-y@test.example\n", "a".repeat(36))),
+            "{m}"
+        );
+        assert_eq!(m.matches("\nDate: ").count(), 1, "{m}");
+    }
+
+    // Refusals: nothing is queued.
+    let cases: [(&str, &[&str], &[u8], i32, &str); 3] = [
+        ("/var/qmail/bin/qmail-inject", &[], b"To: <unterminated\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nTo: <unterminated\n"),
+        ("/var/qmail/bin/sendmail", &["-t"], b"To: bob (open comment\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nTo: bob (open comment\n"),
+        ("/var/qmail/bin/sendmail", &["-Z"], b"x\n", 100, "sendmail: illegal option -- Z\nsendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]\n"),
+    ];
+    for (prog, args, input, code, err) in cases {
+        let out = run_as_with(&sb, "alice", prog, args, input);
+        assert_eq!(out.status.code(), Some(code), "{prog} {args:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), err, "{prog} {args:?}");
+    }
+    assert!(sb.queue_is_empty());
+    assert_eq!(maildir(&sb, "/home/bob/Maildir").len(), 5);
+}

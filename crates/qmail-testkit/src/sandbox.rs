@@ -380,8 +380,11 @@ impl Drop for Sandbox {
             let done = wait_until(Duration::from_secs(5), &mut || {
                 matches!(holder.try_wait(), Ok(Some(_)))
             });
-            holder::kill_namespace(&self.ns, &[]);
+            // Only while the holder lives: once its namespace is gone the kernel hands the same
+            // `mnt:[inode]` name to the next namespace created (another sandbox's, even in
+            // another test process), and a sweep by name would kill that sandbox instead.
             if !done {
+                holder::kill_namespace(&self.ns, &[self.pid]);
                 let _ = holder.kill();
             }
             let _ = holder.wait();

@@ -17,7 +17,13 @@ fn run_as_with(sb: &Sandbox, user: &str, program: &str, args: &[&str], input: &[
 }
 
 fn ok(out: &Output, what: &str) {
-    assert!(out.status.success(), "{what}: {:?} {}{}", out.status, text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {:?} {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 /// What Python's subprocess feeds to `sendmail -t` as alice.
@@ -34,7 +40,9 @@ sys.exit(r.returncode)
 /// Date, Message-ID and From are added and the addresses completed.
 #[test]
 fn inject_sendmail_t_from_python() {
-    let Some(sb) = sandbox!("inject_sendmail_t_from_python") else { return };
+    let Some(sb) = sandbox!("inject_sendmail_t_from_python") else {
+        return;
+    };
     start(&sb, &[], &[], "./Maildir/");
     sb.write_file("/home/bob/.qmail-bcc", b"./Maildir/\n", "bob", 0o644);
     let msg = b"To: bob\nCc: alice@test.example\nBcc: bob-bcc\nSubject: from python\n\nbody\n";
@@ -48,12 +56,18 @@ fn inject_sendmail_t_from_python() {
              Subject: from python\n\nbody\n"
         )
     };
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .collect();
     bob.sort();
     let mut want = vec![header("bob"), header("bob-bcc")];
     want.sort();
     assert_eq!(bob, want);
-    let alice: Vec<String> = maildir(&sb, "/home/alice/Maildir").iter().map(|m| normalize(m)).collect();
+    let alice: Vec<String> = maildir(&sb, "/home/alice/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .collect();
     assert_eq!(alice, vec![header("alice")]);
 }
 
@@ -62,15 +76,29 @@ fn inject_sendmail_t_from_python() {
 /// locale: the sandbox's environment has none); qmail-inject adds Date, Message-ID and From.
 #[test]
 fn inject_from_mailx() {
-    let Some(sb) = sandbox!("inject_from_mailx") else { return };
-    assert!(sb.sh("command -v bsd-mailx").status.success(), "bsd-mailx is not installed (apt-get install bsd-mailx)");
+    let Some(sb) = sandbox!("inject_from_mailx") else {
+        return;
+    };
+    assert!(
+        sb.sh("command -v bsd-mailx").status.success(),
+        "bsd-mailx is not installed (apt-get install bsd-mailx)"
+    );
     start(&sb, &[], &[], "./Maildir/");
     // The sandbox's / is a copy-on-write overlay: this link never reaches the host.
     sb.sh_ok("ln -sfn /var/qmail/bin/sendmail /usr/sbin/sendmail && ln -sfn /var/qmail/bin/sendmail /usr/lib/sendmail");
-    let out = run_as_with(&sb, "alice", "bsd-mailx", &["-s", "mailx subject", "bob"], b"hello from mailx\n");
+    let out = run_as_with(
+        &sb,
+        "alice",
+        "bsd-mailx",
+        &["-s", "mailx subject", "bob"],
+        b"hello from mailx\n",
+    );
     ok(&out, "bsd-mailx");
     drain(&sb);
-    let bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    let bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .collect();
     assert_eq!(bob.len(), 1, "log:\n{}", full_log(&sb));
     assert_eq!(
         bob[0],
@@ -91,7 +119,9 @@ fn inject_from_mailx() {
 /// Maildir and program deliveries store those bytes unchanged.
 #[test]
 fn inject_crlf_input() {
-    let Some(sb) = sandbox!("inject_crlf_input") else { return };
+    let Some(sb) = sandbox!("inject_crlf_input") else {
+        return;
+    };
     start(&sb, &[], &[], "./Maildir/");
     let msg = b"From: alice\r\nTo: bob\r\nSubject: crlf\r\n\r\nline one\r\nline two\r\n";
     let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", &["-t"], msg);
@@ -114,8 +144,14 @@ fn inject_crlf_input() {
 /// argument and header recipients.
 #[test]
 fn inject_controls_and_f() {
-    let Some(sb) = sandbox!("inject_controls_and_f") else { return };
-    let locals = ["deflt.test.example", "silverton.test.example", "x.plus.test.example"];
+    let Some(sb) = sandbox!("inject_controls_and_f") else {
+        return;
+    };
+    let locals = [
+        "deflt.test.example",
+        "silverton.test.example",
+        "x.plus.test.example",
+    ];
     let controls = [
         ("defaulthost", "deflt\n"),
         ("defaultdomain", "test.example\n"),
@@ -124,10 +160,19 @@ fn inject_controls_and_f() {
     ];
     start(&sb, &locals, &controls, "./Maildir/");
     let msg = b"To: bob, bob@x+\nSubject: controls\n\nc\n";
-    let out = run_as_with(&sb, "alice", "/var/qmail/bin/qmail-inject", &["-H", "-f", "alice", "bob@silverton"], msg);
+    let out = run_as_with(
+        &sb,
+        "alice",
+        "/var/qmail/bin/qmail-inject",
+        &["-H", "-f", "alice", "bob@silverton"],
+        msg,
+    );
     ok(&out, "qmail-inject");
     drain(&sb);
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .collect();
     bob.sort();
     let mut want: Vec<String> = ["bob@deflt.test.example", "bob@silverton.test.example", "bob@x.plus.test.example"]
         .iter()
@@ -143,7 +188,9 @@ fn inject_controls_and_f() {
     assert_eq!(bob, want);
     // Environment overrides of the controls and of the From host.
     let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
-    cmd.env("QMAILDEFAULTHOST", "silverton").env("QMAILHOST", "x.plus.test.example").env("QMAILNAME", "Alice A.");
+    cmd.env("QMAILDEFAULTHOST", "silverton")
+        .env("QMAILHOST", "x.plus.test.example")
+        .env("QMAILNAME", "Alice A.");
     let out = feed(cmd, b"To: bob\nSubject: env\n\ne\n");
     ok(&out, "qmail-inject with environment");
     drain(&sb);
@@ -167,7 +214,9 @@ fn inject_controls_and_f() {
 /// local delivery and an undeliverable remote address (no network in the sandbox).
 #[test]
 fn inject_sendmail_bp() {
-    let Some(sb) = sandbox!("inject_sendmail_bp") else { return };
+    let Some(sb) = sandbox!("inject_sendmail_bp") else {
+        return;
+    };
     start(&sb, &[], &[], "./Maildir/");
     sb.write_file("/home/alice/.qmail-defer", b"|exit 111\n", "alice", 0o644);
     let out = run_as_with(
@@ -179,20 +228,43 @@ fn inject_sendmail_bp() {
     );
     ok(&out, "sendmail");
     let processed = sb.wait_until(Duration::from_secs(30), || {
-        sb.queue_files("todo").is_empty() && sb.queue_files("info").len() == 1 && sb.queue_files("local").len() == 1
+        sb.queue_files("todo").is_empty()
+            && sb.queue_files("info").len() == 1
+            && sb.queue_files("local").len() == 1
     });
-    assert!(processed, "qmail-send did not take the message; log:\n{}", full_log(&sb));
+    assert!(
+        processed,
+        "qmail-send did not take the message; log:\n{}",
+        full_log(&sb)
+    );
     let id = sb.queue_files("info")[0].clone();
-    let size = text(&sb.sh_ok(&format!("stat -c %s /var/qmail/queue/mess/*/{id}")).stdout).trim().to_string();
+    let size = text(
+        &sb.sh_ok(&format!("stat -c %s /var/qmail/queue/mess/*/{id}"))
+            .stdout,
+    )
+    .trim()
+    .to_string();
     sb.sh_ok("ln -sfn /var/qmail/bin/sendmail /usr/bin/mailq");
-    for (prog, args) in [("/var/qmail/bin/sendmail", &["-bp"][..]), ("/usr/bin/mailq", &[][..])] {
+    for (prog, args) in [
+        ("/var/qmail/bin/sendmail", &["-bp"][..]),
+        ("/usr/bin/mailq", &[][..]),
+    ] {
         let out = sb.run(prog, args);
         ok(&out, prog);
         let listing = text(&out.stdout);
-        let (date, rest) = listing.split_once(" GMT  #").unwrap_or_else(|| panic!("{prog}: {listing:?}"));
+        let (date, rest) = listing
+            .split_once(" GMT  #")
+            .unwrap_or_else(|| panic!("{prog}: {listing:?}"));
         // `25 Nov 2026 10:50:44`: day, month name, year, time.
         let d: Vec<&str> = date.split(' ').collect();
-        assert!(d.len() == 4 && d[0].parse::<u8>().is_ok() && d[1].len() == 3 && d[2].len() == 4 && d[3].len() == 8, "{date:?}");
+        assert!(
+            d.len() == 4
+                && d[0].parse::<u8>().is_ok()
+                && d[1].len() == 3
+                && d[2].len() == 4
+                && d[3].len() == 8,
+            "{date:?}"
+        );
         assert_eq!(
             rest,
             format!("{id}  {size}  <alice@{DOMAIN}> \n\tlocal\talice-defer@{DOMAIN}\n\tremote\tnobody@remote.example\n"),
@@ -207,21 +279,40 @@ fn inject_sendmail_bp() {
 /// `Cc: recipient list not shown: ;` line.
 #[test]
 fn inject_sendmail_f_and_resent() {
-    let Some(sb) = sandbox!("inject_sendmail_f_and_resent") else { return };
+    let Some(sb) = sandbox!("inject_sendmail_f_and_resent") else {
+        return;
+    };
     start(&sb, &[], &[], "./Maildir/");
     let runs: [(&[&str], &[u8]); 4] = [
-        (&["-f", "owner@test.example", "-F", "Lost Name", "bob"], b"Subject: f\n\nf\n"),
+        (
+            &["-f", "owner@test.example", "-F", "Lost Name", "bob"],
+            b"Subject: f\n\nf\n",
+        ),
         (&["-F", "Alice Liddell", "bob"], b"Subject: F\n\nF\n"),
-        (&["bob"], b"Return-Path: <rp@test.example>\nSubject: rp\n\nrp\n"),
-        (&["-t"], b"From: alice\nTo: alice\nResent-To: bob\nSubject: resent\n\nr\n"),
+        (
+            &["bob"],
+            b"Return-Path: <rp@test.example>\nSubject: rp\n\nrp\n",
+        ),
+        (
+            &["-t"],
+            b"From: alice\nTo: alice\nResent-To: bob\nSubject: resent\n\nr\n",
+        ),
     ];
     for (args, msg) in runs {
         let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", args, msg);
         ok(&out, &format!("sendmail {args:?}"));
     }
     drain(&sb);
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
-    bob.sort_by_key(|m| m.lines().find(|l| l.starts_with("Subject: ")).unwrap_or("").to_string());
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .collect();
+    bob.sort_by_key(|m| {
+        m.lines()
+            .find(|l| l.starts_with("Subject: "))
+            .unwrap_or("")
+            .to_string()
+    });
     let rcvd = "Received: (qmail PID invoked by uid 1001); DATE\n";
     let id = format!("Message-ID: <ID.qmail@{DOMAIN}>");
     assert_eq!(
@@ -235,24 +326,41 @@ fn inject_sendmail_f_and_resent() {
         "log:\n{}",
         full_log(&sb)
     );
-    assert!(maildir(&sb, "/home/alice/Maildir").is_empty(), "a resent message does not go to its To");
+    assert!(
+        maildir(&sb, "/home/alice/Maildir").is_empty(),
+        "a resent message does not go to its To"
+    );
 }
+
+/// (program, arguments, stdin, exit code, stderr).
+type Refusal<'a> = (&'a str, &'a [&'a str], &'a [u8], i32, &'a str);
 
 /// QMAILINJECT flags end to end (`r`: per-recipient VERP expanded by qmail-send; `f` and `i`:
 /// From and Message-ID regenerated; `s`: Return-Path ignored), QMAILMFTFILE, folding of a long
 /// To list, predate, and the refusals (unparseable field, bad option) with their exit codes.
 #[test]
 fn inject_flags_mft_and_refusals() {
-    let Some(sb) = sandbox!("inject_flags_mft_and_refusals") else { return };
+    let Some(sb) = sandbox!("inject_flags_mft_and_refusals") else {
+        return;
+    };
     start(&sb, &[], &[], "./Maildir/");
     sb.write_file("/home/bob/.qmail-default", b"./Maildir/\n", "bob", 0o644);
-    sb.write_file("/home/alice/lists", b"# my lists\nbob-list@test.example\n", "alice", 0o644);
+    sb.write_file(
+        "/home/alice/lists",
+        b"# my lists\nbob-list@test.example\n",
+        "alice",
+        0o644,
+    );
     let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
-    cmd.env("QMAILINJECT", "rfis").env("QMAILMFTFILE", "/home/alice/lists");
+    cmd.env("QMAILINJECT", "rfis")
+        .env("QMAILMFTFILE", "/home/alice/lists");
     let msg = b"Return-Path: <ignored@test.example>\nFrom: someone@else.example\nMessage-ID: <old@x>\nTo: bob-list@test.example\nCc: bob-cc\nSubject: flags\n\nv\n";
     ok(&feed(cmd, msg), "qmail-inject QMAILINJECT=rfis");
     drain(&sb);
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir").iter().map(|m| normalize(m)).collect();
+    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| normalize(m))
+        .collect();
     bob.sort();
     let want = |to: &str| {
         format!(
@@ -266,8 +374,17 @@ fn inject_flags_mft_and_refusals() {
 
     // A long To list folds after commas: the first line is exactly 78 characters with its last
     // comma, so the third address goes to a continuation line. predate adds a Date.
-    let long = format!("To: {}@test.example, bob-x@test.example, bob-y@test.example\nSubject: long\n\nl\n", "bob-".to_string() + &"a".repeat(36));
-    let out = run_as_with(&sb, "alice", "/var/qmail/bin/predate", &["/var/qmail/bin/sendmail", "-t"], long.as_bytes());
+    let long = format!(
+        "To: {}@test.example, bob-x@test.example, bob-y@test.example\nSubject: long\n\nl\n",
+        "bob-".to_string() + &"a".repeat(36)
+    );
+    let out = run_as_with(
+        &sb,
+        "alice",
+        "/var/qmail/bin/predate",
+        &["/var/qmail/bin/sendmail", "-t"],
+        long.as_bytes(),
+    );
     ok(&out, "predate sendmail -t");
     drain(&sb);
     let longs: Vec<String> = maildir(&sb, "/home/bob/Maildir")
@@ -279,21 +396,29 @@ fn inject_flags_mft_and_refusals() {
     for m in &longs {
         let to = m.split_once("\nTo: ").map(|(_, r)| r).unwrap();
         assert!(
-            to.starts_with(&format!("bob-{}@test.example, bob-x@test.example,\n  bob-y@test.example\n", "a".repeat(36))),
+            to.starts_with(&format!(
+                "bob-{}@test.example, bob-x@test.example,\n  bob-y@test.example\n",
+                "a".repeat(36)
+            )),
             "{m}"
         );
         assert_eq!(m.matches("\nDate: ").count(), 1, "{m}");
     }
 
     // Refusals: nothing is queued.
-    let cases: [(&str, &[&str], &[u8], i32, &str); 3] = [
+    let cases: [Refusal; 3] = [
         ("/var/qmail/bin/qmail-inject", &[], b"To: <unterminated\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nTo: <unterminated\n"),
         ("/var/qmail/bin/sendmail", &["-t"], b"To: bob (open comment\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nTo: bob (open comment\n"),
         ("/var/qmail/bin/sendmail", &["-Z"], b"x\n", 100, "sendmail: illegal option -- Z\nsendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]\n"),
     ];
     for (prog, args, input, code, err) in cases {
         let out = run_as_with(&sb, "alice", prog, args, input);
-        assert_eq!(out.status.code(), Some(code), "{prog} {args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{prog} {args:?}: {}",
+            text(&out.stderr)
+        );
         assert_eq!(text(&out.stderr), err, "{prog} {args:?}");
     }
     assert!(sb.queue_is_empty());

@@ -304,3 +304,28 @@ fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// With concurrencyremote 0 remote deliveries are held: qmail-qread and qmail-qstat show the
+/// message, its sender and the pending recipient; local recipients of the same message are done.
+#[test]
+fn queue_qread_and_qstat_show_held_mail() {
+    let Some(sb) = sandbox!("queue_qread_and_qstat_show_held_mail") else { return };
+    sb.write_control("concurrencyremote", "0\n");
+    start(&sb);
+    let (uid, gid) = uid_of(&sb, "alice");
+    let q = sb.inject(&message(1), &format!("alice@{DOMAIN}"), &["carol@far.example", &format!("bob@{DOMAIN}")], uid, gid);
+    assert_eq!(q.code, Some(0));
+    assert!(sb.wait_until(Duration::from_secs(30), || delivered(&sb).contains_key(&1)), "local part not delivered");
+    let out = sb.run("/var/qmail/bin/qmail-qread", &[]);
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 2, "{listing}");
+    assert!(lines[0].ends_with(&format!(" <alice@{DOMAIN}> ")) && lines[0].contains(" GMT  #"), "{listing}");
+    assert_eq!(lines[1], "\tremote\tcarol@far.example");
+    let out = sb.run("/var/qmail/bin/qmail-qstat", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "messages in queue: 1\nmessages in queue but not yet preprocessed: 0\n"
+    );
+    assert!(full_log(&sb).contains("status: local 0/10 remote 0/0"), "{}", full_log(&sb));
+}

@@ -424,3 +424,49 @@ fn inject_flags_mft_and_refusals() {
     assert!(sb.queue_is_empty());
     assert_eq!(maildir(&sb, "/home/bob/Maildir").len(), 5);
 }
+
+/// `sendmail -bs`: an SMTP dialogue on stdin (as MUAs such as mutt may use it) runs qmail-smtpd
+/// as the user, with sendmail's TCP environment; the CRLF message arrives with LF line ends.
+#[test]
+fn inject_sendmail_bs() {
+    let Some(sb) = sandbox!("inject_sendmail_bs") else {
+        return;
+    };
+    start(&sb, &[], &[], "./Maildir/");
+    let dialogue = b"HELO x.example\r\nMAIL FROM:<alice@test.example>\r\nRCPT TO:<bob@test.example>\r\nDATA\r\n\
+Subject: bs\r\n\r\n..dot line\r\nbs body\r\n.\r\nQUIT\r\n";
+    let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", &["-bs"], dialogue);
+    ok(&out, "sendmail -bs");
+    let codes: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| l.chars().take(3).collect())
+        .collect();
+    assert_eq!(
+        codes,
+        ["220", "250", "250", "250", "354", "250", "221"],
+        "{}",
+        text(&out.stdout)
+    );
+    drain(&sb);
+    let bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
+        .iter()
+        .map(|m| {
+            let n = normalize(m);
+            match n.split_once(" with SMTP; ") {
+                Some((a, b)) => format!(
+                    "{a} with SMTP; DATE\n{}",
+                    b.split_once('\n').map_or("", |(_, r)| r)
+                ),
+                None => n,
+            }
+        })
+        .collect();
+    assert_eq!(
+        bob,
+        vec![format!(
+            "Return-Path: <alice@{DOMAIN}>\nDelivered-To: bob@{DOMAIN}\nReceived: (qmail PID invoked by uid 1001); DATE\n\
+             Received: from localhost (HELO x.example) (sendmail-bs@127.0.0.1)\n  by localhost with SMTP; DATE\n\
+             Subject: bs\n\n.dot line\nbs body\n"
+        )]
+    );
+}

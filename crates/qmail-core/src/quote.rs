@@ -8,7 +8,7 @@ fn needs_quotes(local: &[u8]) -> bool {
     if local.windows(2).any(|w| w == b"..") {
         return true;
     }
-    local.iter().any(|&c| c >= 127 || c < 33 || b"\"(),:;<>@[\\]".contains(&c))
+    local.iter().any(|&c| !(33..127).contains(&c) || b"\"(),:;<>@[\\]".contains(&c))
 }
 
 /// Quotes a bare local part (no domain) if RFC 822 requires it.

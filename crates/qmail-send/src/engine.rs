@@ -166,8 +166,8 @@ impl Engine {
     pub fn new(mut cfg: Config, controls: Controls, fds: Fds, limits: [usize; 2], signals: Signals) -> Self {
         let [cmd_l, cmd_r] = fds.spawn_cmd;
         let [rep_l, rep_r] = fds.spawn_report;
-        for c in 0..2 {
-            cfg.concurrency[c] = cfg.concurrency[c].min(limits[c]);
+        for (limit, concurrency) in limits.iter().zip(cfg.concurrency.iter_mut()) {
+            *concurrency = (*concurrency).min(*limit);
         }
         let mut log = Log::new(fds.log);
         let mk = |cmd: OwnedFd, report: OwnedFd, n: usize, log: &mut Log| {
@@ -876,13 +876,13 @@ impl Engine {
             let mut sink = [0u8; 64];
             while matches!((&self.signals.wake).read(&mut sink), Ok(n) if n > 0) {}
             self.recent = now();
-            for c in 0..2 {
-                if ready[c][1] && self.sp[c].alive {
+            for (c, [_, writable]) in ready.into_iter().enumerate() {
+                if writable && self.sp[c].alive {
                     self.write_commands(c);
                 }
             }
-            for c in 0..2 {
-                if ready[c][0] && self.sp[c].alive {
+            for (c, [readable, _]) in ready.into_iter().enumerate() {
+                if readable && self.sp[c].alive {
                     self.read_reports(c);
                 }
             }

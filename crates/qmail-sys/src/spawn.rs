@@ -182,7 +182,7 @@ fn single_threaded() -> bool {
 /// address space holds no lock that another thread owns, so it may allocate and do ordinary work.
 pub fn fork_then(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
     if !single_threaded() {
-        return Err(io::Error::new(io::ErrorKind::Other, "fork_then refuses a multi-threaded process"));
+        return Err(io::Error::other("fork_then refuses a multi-threaded process"));
     }
     // SAFETY: the process is single-threaded (checked above), so the child inherits no lock held by
     // another thread; it runs `child` and leaves with _exit, never returning into the caller.

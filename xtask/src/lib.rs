@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod hier;
 pub mod install;
 pub mod test;
+pub mod tidy;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -93,7 +94,8 @@ const USAGE: &str =
        cargo xtask users [--passwd-file FILE --group-file FILE [--first-id N]]
        cargo xtask up
        cargo xtask test
-       cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]";
+       cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]
+       cargo xtask tidy";
 
 /// Runs one subcommand; returns the process exit code.
 pub fn run(args: &[String]) -> i32 {
@@ -103,6 +105,9 @@ pub fn run(args: &[String]) -> i32 {
     };
     if cmd == "fuzz" {
         return fuzz::run(&workspace_root(), rest);
+    }
+    if cmd == "tidy" {
+        return tidy::run(&workspace_root());
     }
     let opts = match parse_options(rest) {
         Ok(o) => o,

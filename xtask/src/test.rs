@@ -176,6 +176,17 @@ pub fn run(root: &Path) -> i32 {
     }
     if ok {
         let t = Instant::now();
+        let tidy = crate::tidy::run(root) == 0;
+        summary.push(format!(
+            "{:<40} {} ({:.0?})",
+            "tidy (link lines, module docs)",
+            if tidy { "ok" } else { "FAILED" },
+            t.elapsed()
+        ));
+        ok &= tidy;
+    }
+    if ok {
+        let t = Instant::now();
         let fuzzed = crate::fuzz::smoke(root);
         summary.push(format!(
             "{:<40} {} ({:.0?})",

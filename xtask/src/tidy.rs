@@ -1,0 +1,111 @@
+//! `cargo xtask tidy`: the house rules a compiler does not check.
+//!
+//! 1. The link line of every root, setuid or fixed-uid program (DESIGN.md §1, STYLE.md 6): the
+//!    programs that run as root or setuid reach only qmail-sys, qmail-core (qmail-lspawn also
+//!    qmail-spawn and qmail-cdb) and a short list of small system crates; no DNS, TLS, async
+//!    runtime or parser of network input.
+//! 2. Every `.rs` file under crates/, xtask/ and tests/ starts with a `//!` doc.
+//!
+//! Dependencies are read with `cargo tree` (normal edges only, so build scripts and test-only
+//! crates do not count).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// External crates a root or setuid program may link: the system-call layer and its helpers.
+const SYSTEM_CRATES: &[&str] = &["libc", "nix", "bitflags", "cfg-if", "memoffset", "signal-hook", "signal-hook-registry", "errno"];
+
+/// Root, setuid and fixed-uid programs and the workspace crates each may link besides itself.
+const PRIVILEGED: &[(&str, &[&str])] = &[
+    ("qmail-queue", &["qmail-sys", "qmail-core"]),
+    ("qmail-start", &["qmail-sys", "qmail-core"]),
+    ("qmail-clean", &["qmail-sys", "qmail-core"]),
+    ("qmail-getpw", &["qmail-sys", "qmail-core"]),
+    ("qmail-lspawn", &["qmail-sys", "qmail-core", "qmail-spawn", "qmail-cdb"]),
+    ("qmail-send", &["qmail-sys", "qmail-core", "qmail-spawn"]),
+    ("qmail-rspawn", &["qmail-sys", "qmail-core", "qmail-spawn"]),
+];
+
+/// Crates no program outside qmail-remote (and its library) may link.
+const NETWORK_ONLY: &[&str] = &["qmail-net", "hickory-proto", "hickory-resolver", "tokio", "rustls"];
+
+/// The crate names in `package`'s normal dependency tree (itself included).
+fn tree(root: &Path, package: &str) -> Result<BTreeSet<String>, String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["tree", "-q", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .output()
+        .map_err(|e| format!("unable to run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect())
+}
+
+/// Checks the dependency rules; returns one line per violation.
+pub fn check_links(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    for (program, allowed) in PRIVILEGED {
+        for dep in tree(root, program)? {
+            if dep == *program || allowed.contains(&dep.as_str()) || SYSTEM_CRATES.contains(&dep.as_str()) {
+                continue;
+            }
+            problems.push(format!("{program} links {dep}, which its allowlist does not name"));
+        }
+    }
+    for program in ["qmail-smtpd", "qmail-local", "qmail-inject", "qmail-admin", "qmail-tools"] {
+        for dep in tree(root, program)? {
+            if NETWORK_ONLY.contains(&dep.as_str()) {
+                problems.push(format!("{program} links {dep}: DNS and network libraries belong to qmail-remote"));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Files under `dir` ending in `.rs` whose first line is not a `//!` doc comment.
+pub fn check_module_docs(dir: &Path, problems: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        let name = e.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            check_module_docs(&p, problems);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            if !text.trim_start().starts_with("//!") {
+                problems.push(format!("{}: does not start with a //! doc", p.display()));
+            }
+        }
+    }
+}
+
+/// Runs every check; prints the problems and returns the exit code.
+pub fn run(root: &Path) -> i32 {
+    let mut problems = match check_links(root) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask tidy: {e}");
+            return 111;
+        }
+    };
+    for dir in ["crates", "xtask", "tests"] {
+        check_module_docs(&root.join(dir), &mut problems);
+    }
+    for p in &problems {
+        eprintln!("tidy: {p}");
+    }
+    if problems.is_empty() {
+        eprintln!("tidy: ok");
+        0
+    } else {
+        1
+    }
+}

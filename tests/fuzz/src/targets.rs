@@ -5,7 +5,7 @@
 use qmail_cdb::{Builder, Cdb};
 use qmail_core::{constmap::ConstMap, control, envelope};
 use qmail_local::dotqmail;
-use qmail_proto::{address, command, data, netstring};
+use qmail_proto::{address, command, data, netstring, received};
 use qmail_rfc822::{addrlist, headerbody, hfield, token822};
 use qmail_spawn::{command as spawn_command, CommandParser, ReportReader, REPORTMAX};
 
@@ -58,6 +58,16 @@ pub const TARGETS: &[Target] = &[
             b"\r\n.\r\n",
         ],
         max_len: 1 << 16,
+    },
+    Target {
+        name: "received",
+        what: "qmail-proto Received line from client-controlled HELO/host/ident (header injection)",
+        run: received_line,
+        seeds: &[
+            b"host\0helo\r\nX-Evil: 1\0ident\n\n\0127.0.0.1\0",
+            b"\0\0\0\0",
+        ],
+        max_len: 4096,
     },
     Target {
         name: "netstring",
@@ -250,6 +260,32 @@ fn smtp_data(data: &[u8]) {
     let split = unstuff(&chunks(data));
     assert_eq!(whole, split, "DATA result depends on read sizes");
     assert!(whole.0.len() <= data.len(), "unstuffing grew the message");
+}
+
+fn received_line(data: &[u8]) {
+    let mut f = data.split(|&c| c == 0);
+    let mut next = || f.next().unwrap_or_default();
+    let (host, helo, info, ip, local) = (next(), next(), next(), next(), next());
+    let r = received::Received {
+        protocol: b"SMTP",
+        local,
+        remote_ip: ip,
+        remote_host: host,
+        remote_info: (!info.is_empty()).then_some(info),
+        helo: (!helo.is_empty()).then_some(helo),
+    };
+    let line = r.line("25 Nov 2026 10:00:00 -0000");
+    // Exactly two lines, the second a continuation: nothing the client sends starts a field.
+    let newlines: Vec<usize> = line
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(newlines.len(), 2, "{:?}", String::from_utf8_lossy(&line));
+    assert_eq!(newlines[1], line.len() - 1);
+    assert!(line[newlines[0] + 1..].starts_with(b"  by "));
+    assert!(!line.contains(&b'\r') && !line.contains(&0));
 }
 
 fn netstring(data: &[u8]) {

@@ -9,4 +9,5 @@ mod newu_cdb;
 mod powercut;
 mod privileges;
 mod queue;
+mod remote;
 mod sandbox;

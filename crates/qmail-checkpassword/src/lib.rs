@@ -305,7 +305,8 @@ mod tests {
     #[test]
     fn input_parsing() {
         let ok = |l: &[u8], p: &[u8]| Ok::<_, i32>((l.to_vec(), p.to_vec()));
-        let table: &[(&[u8], Result<(Vec<u8>, Vec<u8>), i32>)] = &[
+        type Want = Result<(Vec<u8>, Vec<u8>), i32>;
+        let table: &[(&[u8], Want)] = &[
             (b"alice\0pw\0<1.2@h>\0", ok(b"alice", b"pw")),
             (b"alice\0pw\0", ok(b"alice", b"pw")),
             (b"alice\0pw\0extra\0more", ok(b"alice", b"pw")),

@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn long_lines_are_bounded() {
         let mut input = b"USER ".to_vec();
-        input.extend(std::iter::repeat(b'x').take(MAX_LINE * 5));
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE * 5));
         input.extend_from_slice(b"\r\nNOOP\r\n");
         let mut r = &input[..];
         let first = read(&mut r).unwrap().unwrap();

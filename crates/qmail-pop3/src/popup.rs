@@ -308,7 +308,8 @@ mod tests {
 
     #[test]
     fn every_command_and_reply() {
-        let table: &[(&[u8], &str, &[&[u8]])] = &[
+        type Row<'a> = (&'a [u8], &'a str, &'a [&'a [u8]]);
+        let table: &[Row] = &[
             (b"NOOP\r\n", "+OK \r\n", &[]),
             (b"QUIT\r\nNOOP\r\n", "+OK \r\n", &[]),
             (b"quit\n", "+OK \r\n", &[]),
@@ -336,7 +337,7 @@ mod tests {
             (
                 b"APOP alice 0123abcd\r\n",
                 "",
-                &[b"alice\00123abcd\0<42.1700000000@pop.example>\0"],
+                &[b"alice\x000123abcd\0<42.1700000000@pop.example>\0"],
             ),
             (
                 b"APOP alice \r\n",
@@ -398,7 +399,7 @@ mod tests {
     #[test]
     fn hostile_input() {
         let mut input = b"USER ".to_vec();
-        input.extend(std::iter::repeat(b'u').take(100_000));
+        input.extend(std::iter::repeat_n(b'u', 100_000));
         input.extend_from_slice(b"\r\nPASS \0\0\0\r\n\xff\xfe\r\nPASS p\r\n");
         let (out, seen) = session(&input, Ok(()));
         assert_eq!(

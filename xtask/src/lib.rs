@@ -5,7 +5,8 @@
 //! * `check [--bin-dir DIR] [--root DIR]`: reports every deviation from the table (`instcheck`);
 //! * `stage DIR`: places the tree under DIR without changing ownership;
 //! * `users [--passwd-file F --group-file F [--first-id N]]`: creates missing accounts and groups;
-//! * `up`: builds a release and installs it with its users;
+//! * `up [--no-build] [--host FQDN] [--admin USER]`: installs missing daemontools/ucspi-tcp,
+//!   builds a release, installs it with its users, configures and starts qmail (up.rs);
 //! * `test`: the CI entry point (test.rs);
 //! * `fuzz [--seconds N] [TARGET...]`: the fuzz harness of tests/fuzz (fuzz.rs).
 //!
@@ -16,6 +17,7 @@ pub mod hier;
 pub mod install;
 pub mod test;
 pub mod tidy;
+pub mod up;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +45,12 @@ pub struct Options {
     pub group_file: Option<PathBuf>,
     /// First id handed out by the Files users backend.
     pub first_id: Option<u32>,
+    /// `up`: use the programs already built (--bin-dir or target/) instead of building.
+    pub no_build: bool,
+    /// `up`: fully qualified host name for config-fast (default: run config).
+    pub host: Option<String>,
+    /// `up`: local user who receives mail for root, postmaster, mailer-daemon and abuse.
+    pub admin: Option<String>,
     /// Positional arguments.
     pub args: Vec<String>,
 }
@@ -64,6 +72,9 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
         };
         match flag {
             "--users" => o.users = true,
+            "--no-build" => o.no_build = true,
+            "--host" => o.host = Some(value(flag)?),
+            "--admin" => o.admin = Some(value(flag)?),
             "--bin-dir" => o.bin_dir = Some(value(flag)?.into()),
             "--root" => o.root = Some(value(flag)?.into()),
             "--source-dir" => o.source_dir = Some(value(flag)?.into()),
@@ -92,7 +103,8 @@ const USAGE: &str =
        cargo xtask check [--bin-dir DIR] [--root DIR]
        cargo xtask stage DIR [--bin-dir DIR]
        cargo xtask users [--passwd-file FILE --group-file FILE [--first-id N]]
-       cargo xtask up
+       cargo xtask up [--no-build] [--bin-dir DIR] [--host FQDN] [--admin USER]
+                      [--passwd-file FILE --group-file FILE [--first-id N]]
        cargo xtask test
        cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]
        cargo xtask tidy";
@@ -233,28 +245,38 @@ fn cmd_check(o: &Options) -> Result<i32, String> {
 
 fn cmd_up(o: &Options) -> Result<i32, String> {
     let root = o.source_dir.clone().unwrap_or_else(workspace_root);
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&root)
-            .args(["build", "--release", "--workspace", "--bins"])
-            .status()
-            .map_err(|e| format!("unable to run cargo: {e}"))?;
-    if !status.success() {
-        return Err("cargo build --release failed".into());
+    up::ensure_packages()?;
+    let mut bin_dir = o.bin_dir.clone();
+    if !o.no_build {
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&root)
+                .args(["build", "--release", "--workspace", "--bins"])
+                .status()
+                .map_err(|e| format!("unable to run cargo: {e}"))?;
+        if !status.success() {
+            return Err("cargo build --release failed".into());
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        bin_dir = Some(target.join("release"));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     let opts = Options {
         users: true,
-        bin_dir: Some(target.join("release")),
-        source_dir: Some(root),
+        bin_dir,
+        source_dir: Some(root.clone()),
         ..o.clone()
     };
     cmd_install(&opts, install::Ownership::Set)?;
-    eprintln!(
-        "xtask up: installed; rc, services and the sendmail links come with the operations work"
-    );
+    up::configure(&up::Plan {
+        home: home(&opts),
+        tree: root,
+        host: o.host.clone(),
+        admin: o.admin.clone(),
+        service_dir: PathBuf::from(up::SERVICE_DIR),
+        wait: std::time::Duration::from_secs(60),
+    })?;
     Ok(0)
 }
 

@@ -6,6 +6,7 @@ mod inject;
 mod install_tree;
 mod local;
 mod newu_cdb;
+mod operations;
 mod powercut;
 mod privileges;
 mod queue;

@@ -213,7 +213,7 @@ fn trial(sb: &Sandbox, ns: &str, n: usize, run_for: Duration) -> (usize, usize, 
 
     assert!(
         drained,
-        "trial {n}: queue did not drain after the cut; log:\n{log}"
+        "trial {n}: queue did not drain after the cut: {left:?}; log:\n{log}"
     );
     assert!(
         !got.contains_key(&0),

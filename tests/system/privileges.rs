@@ -135,7 +135,8 @@ fn privileges_match_the_design_table() {
     assert_eq!(q.code, Some(0), "{}", q.stderr);
 
     // (comm, uid r/e/s/fs, gid r/e/s/fs, groups)
-    let expected: Vec<(&str, [u32; 4], [u32; 4], Vec<u32>)> = vec![
+    type Row<'a> = (&'a str, [u32; 4], [u32; 4], Vec<u32>);
+    let expected: Vec<Row> = vec![
         ("qmail-send", all(uid("qmails")), all(qmail), vec![qmail]),
         ("qmail-clean", all(uid("qmailq")), all(qmail), vec![qmail]),
         ("qmail-rspawn", all(uid("qmailr")), all(qmail), vec![qmail]),

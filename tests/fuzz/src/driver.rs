@@ -130,7 +130,7 @@ pub fn main(args: &[String]) -> i32 {
     let mut o = Options {
         time: Duration::from_secs(3),
         iterations: u64::MAX,
-        seed: 0x716d_6169_6c72_73,
+        seed: 0x0071_6d61_696c_7273,
         artifacts: Some(here.join("artifacts")),
         regressions: Some(here.join("regressions")),
     };

@@ -64,7 +64,7 @@ pub const TARGETS: &[Target] = &[
         what: "qmail-proto Received line from client-controlled HELO/host/ident (header injection)",
         run: received_line,
         seeds: &[
-            b"host\0helo\r\nX-Evil: 1\0ident\n\n\0127.0.0.1\0",
+            b"host\0helo\r\nX-Evil: 1\0ident\n\n\x00127.0.0.1\0",
             b"\0\0\0\0",
         ],
         max_len: 4096,

@@ -1,0 +1,210 @@
+//! Operations (issue 9): `cargo xtask up` in a fresh sandbox (nothing installed, svscan not
+//! running), then the admin's view of the result: mail through /usr/sbin/sendmail and through
+//! SMTP on 127.0.0.1:25 lands in ~/Maildir/new, the system aliases reach ~alias/Maildir,
+//! `qmailctl stat` shows four services up, `qmailctl stop`/`start`/`reload`/`doqueue` do what
+//! they say, a second `up` changes nothing, and `man -M /var/qmail/man` renders the pages.
+
+use qmail_testkit::{accounts, bare_sandbox, sandbox::text, Sandbox};
+use std::time::Duration;
+
+const HOST: &str = "test.example";
+
+fn up(sb: &Sandbox) -> std::process::Output {
+    let first = accounts::FIRST_ID.to_string();
+    sb.xtask(&[
+        "up",
+        "--no-build",
+        "--host",
+        HOST,
+        "--passwd-file",
+        "/etc/passwd",
+        "--group-file",
+        "/etc/group",
+        "--first-id",
+        &first,
+    ])
+}
+
+fn qmailctl(sb: &Sandbox, verb: &str) -> (bool, String) {
+    let out = sb.run("qmailctl", &[verb]);
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// svstat lines of `qmailctl stat` that say `up` for at least `secs` seconds.
+fn up_for(stat: &str, secs: u64) -> usize {
+    stat.lines()
+        .filter(|l| {
+            l.split_once(": up ")
+                .and_then(|(_, r)| r.split_once(") "))
+                .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok())
+                .is_some_and(|n| n >= secs)
+        })
+        .count()
+}
+
+fn link(sb: &Sandbox, path: &str) -> String {
+    std::fs::read_link(sb.path(path))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|e| format!("<{path}: {e}>"))
+}
+
+fn tokens(sb: &Sandbox, user: &str) -> Vec<String> {
+    sb.maildir_messages(user)
+        .iter()
+        .filter_map(|m| {
+            text(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("X-Token: ").map(str::to_string))
+        })
+        .collect()
+}
+
+fn wait_token(sb: &Sandbox, user: &str, token: &str) -> bool {
+    sb.wait_until(Duration::from_secs(30), || {
+        tokens(sb, user).iter().any(|t| t == token)
+    })
+}
+
+fn sendmail(sb: &Sandbox, to: &str, token: &str) {
+    let msg = format!("To: {to}\nSubject: {token}\nX-Token: {token}\n\nhello\n");
+    let mut cmd = sb.command_as("alice", "/usr/sbin/sendmail");
+    cmd.arg(to);
+    let out = qmail_testkit::sandbox::feed(cmd, msg.as_bytes());
+    assert!(out.status.success(), "sendmail: {}", text(&out.stderr));
+}
+
+/// svscan processes in the sandbox's mount namespace.
+fn svscans(sb: &Sandbox) -> usize {
+    let ns = std::fs::read_link(format!("/proc/{}/ns/mnt", sb.pid())).ok();
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let p = e.path();
+                    std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "svscan")
+                        && std::fs::read_link(p.join("ns/mnt")).ok() == ns
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn smtp(sb: &Sandbox, to: &str, token: &str) -> std::process::Output {
+    let msg = format!("From: bob@{HOST}\nTo: {to}\nX-Token: {token}\n\nover smtp\n");
+    sb.smtp_send(&format!("bob@{HOST}"), &[to], msg.as_bytes())
+}
+
+#[test]
+fn xtask_up_then_qmailctl() {
+    let Some(sb) = bare_sandbox!("xtask_up_then_qmailctl") else {
+        return;
+    };
+    let out = up(&sb);
+    assert!(
+        out.status.success(),
+        "xtask up failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("qmail is up"), "{}", text(&out.stderr));
+
+    // What up wrote.
+    let control = |name: &str| text(&sb.read(&format!("/var/qmail/control/{name}")).unwrap_or_default());
+    assert_eq!(control("me"), format!("{HOST}\n"));
+    assert_eq!(control("locals"), format!("{HOST}\n"));
+    assert_eq!(control("rcpthosts"), format!("{HOST}\n"));
+    assert_eq!(control("defaultdelivery"), "./Maildir/\n");
+    assert_eq!(control("concurrencyincoming"), "20\n");
+    for alias in ["root", "postmaster", "mailer-daemon", "abuse"] {
+        let data = sb.read(&format!("/var/qmail/alias/.qmail-{alias}"));
+        assert_eq!(data.as_deref(), Some(&b"./Maildir/\n"[..]), "{alias}");
+    }
+    assert!(text(&sb.read("/var/qmail/rc").unwrap_or_default()).contains("qmail-start"));
+    assert_eq!(link(&sb, "/usr/sbin/sendmail"), "/var/qmail/bin/sendmail");
+    assert_eq!(link(&sb, "/usr/lib/sendmail"), "/var/qmail/bin/sendmail");
+    assert_eq!(link(&sb, "/usr/bin/qmailctl"), "/var/qmail/bin/qmailctl");
+    assert_eq!(link(&sb, "/var/lib/qmail/bin/qmail-queue"), "/var/qmail/bin/qmail-queue");
+    assert_eq!(link(&sb, "/var/lib/qmail/control"), "/var/qmail/control");
+    assert_eq!(link(&sb, "/service/qmail-send"), "/var/qmail/supervise/qmail-send");
+    assert_eq!(link(&sb, "/service/qmail-smtpd"), "/var/qmail/supervise/qmail-smtpd");
+    assert!(sb.exists("/etc/tcp.smtp.cdb"));
+    assert!(!sb.exists("/service/qmail-pop3d"), "pop3d is the admin's choice");
+    assert!(sb.exists("/var/qmail/supervise/qmail-pop3d/run"));
+
+    // Four services up for more than a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, stat) = qmailctl(&sb, "stat");
+    assert!(ok, "{stat}");
+    assert_eq!(up_for(&stat, 1), 4, "qmailctl stat:\n{stat}");
+    assert!(stat.contains("messages in queue: "), "{stat}");
+
+    // Local mail through /usr/sbin/sendmail, SMTP mail, alias mail.
+    for user in ["alice", "bob"] {
+        let out = sb.run_as(user, "/var/qmail/bin/maildirmake", &[&format!("/home/{user}/Maildir")]);
+        assert!(out.status.success(), "maildirmake {user}: {out:?}");
+    }
+    sendmail(&sb, &format!("alice@{HOST}"), "local-1");
+    assert!(wait_token(&sb, "alice", "local-1"), "sendmail mail did not arrive; log:\n{}", sb.log());
+    assert!(sb.exists("/home/alice/Maildir/new"));
+    let out = smtp(&sb, &format!("alice@{HOST}"), "smtp-1");
+    assert!(out.status.success(), "smtp: {}", text(&out.stderr));
+    assert!(wait_token(&sb, "alice", "smtp-1"), "smtp mail did not arrive; log:\n{}", sb.log());
+    sendmail(&sb, &format!("postmaster@{HOST}"), "alias-1");
+    assert!(wait_token(&sb, "alias", "alias-1"), "postmaster mail did not arrive; log:\n{}", sb.log());
+
+    // stop: no listener, qmail-send down; start: both back.
+    let (ok, said) = qmailctl(&sb, "stop");
+    assert!(ok, "{said}");
+    let down = sb.wait_until(Duration::from_secs(15), || {
+        let (_, stat) = qmailctl(&sb, "stat");
+        stat.contains("qmail-send: down") && stat.contains("qmail-smtpd: down")
+    });
+    assert!(down, "after stop:\n{}", qmailctl(&sb, "stat").1);
+    assert!(!smtp(&sb, &format!("alice@{HOST}"), "refused").status.success(), "smtp while stopped");
+    sendmail(&sb, &format!("alice@{HOST}"), "queued-while-down");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!tokens(&sb, "alice").contains(&"queued-while-down".to_string()), "delivered while down");
+    let (ok, said) = qmailctl(&sb, "start");
+    assert!(ok, "{said}");
+    assert!(wait_token(&sb, "alice", "queued-while-down"), "queued mail not delivered after start");
+    let listening = sb.wait_until(Duration::from_secs(15), || smtp(&sb, &format!("alice@{HOST}"), "smtp-2").status.success());
+    assert!(listening, "smtpd not back after start");
+    assert!(wait_token(&sb, "alice", "smtp-2"));
+
+    // reload: qmail-send rereads locals (a new local domain delivers here without a restart).
+    let pid_before = text(&sb.run("svstat", &["/service/qmail-send"]).stdout);
+    sb.write_control("locals", &format!("{HOST}\nnew.example\n"));
+    let (ok, said) = qmailctl(&sb, "reload");
+    assert!(ok, "{said}");
+    std::thread::sleep(Duration::from_millis(500));
+    sendmail(&sb, "alice@new.example", "after-reload");
+    assert!(wait_token(&sb, "alice", "after-reload"), "locals not reread; log:\n{}", sb.log());
+
+    // doqueue: ALRM, qmail-send keeps running (same pid).
+    let (ok, said) = qmailctl(&sb, "doqueue");
+    assert!(ok, "{said}");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid_after = text(&sb.run("svstat", &["/service/qmail-send"]).stdout);
+    let pid = |s: &str| s.split("(pid ").nth(1).and_then(|r| r.split(')').next()).map(str::to_string);
+    assert_eq!(pid(&pid_before), pid(&pid_after), "qmail-send restarted by reload/doqueue");
+    assert!(pid(&pid_after).is_some(), "{pid_after}");
+
+    // A second up is harmless: controls kept, one svscan, services still up.
+    sb.write_control("locals", &format!("{HOST}\n"));
+    let out = up(&sb);
+    assert!(out.status.success(), "second up: {}", text(&out.stderr));
+    assert_eq!(control("locals"), format!("{HOST}\n"));
+    assert_eq!(control("rcpthosts"), format!("{HOST}\n"));
+    assert_eq!(svscans(&sb), 1, "svscan started twice, or not at all");
+    let (_, stat) = qmailctl(&sb, "stat");
+    assert_eq!(up_for(&stat, 0), 4, "{stat}");
+
+    // Manual pages.
+    let out = sb.sh("MANPAGER=cat MANWIDTH=80 man -M /var/qmail/man qmail-send");
+    assert!(out.status.success() && text(&out.stdout).contains("qmail-send"), "man qmail-send: {out:?}");
+    let out = sb.sh("MANPAGER=cat MANWIDTH=80 man -M /var/qmail/man qmailctl");
+    assert!(out.status.success() && text(&out.stdout).contains("doqueue"), "man qmailctl: {out:?}");
+}

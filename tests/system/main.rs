@@ -12,3 +12,4 @@ mod privileges;
 mod queue;
 mod remote;
 mod sandbox;
+mod smtpd;

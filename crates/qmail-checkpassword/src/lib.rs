@@ -211,13 +211,16 @@ fn become_and_exec(acct: &Account, prog: &[OsString]) -> i32 {
     EXIT_TEMP
 }
 
-/// The whole program: `checkpassword prog [args…]`. Returns the exit code (on success the
-/// process has become `prog` and this never returns).
-pub fn run(args: &[OsString], fd3: &mut impl Read, shadow_path: &std::path::Path) -> i32 {
+/// The whole program: `checkpassword prog [args…]`. `fd3` is read and then closed (dropped)
+/// before anything else happens. Returns the exit code (on success the process has become
+/// `prog` and this never returns).
+pub fn run(args: &[OsString], mut fd3: impl Read, shadow_path: &std::path::Path) -> i32 {
     if args.len() < 2 {
         return EXIT_MISUSE;
     }
-    let mut data = match read_input(fd3) {
+    let read = read_input(&mut fd3);
+    drop(fd3);
+    let mut data = match read {
         Ok(d) => d,
         Err(_) => return EXIT_TEMP,
     };

@@ -1,0 +1,128 @@
+//! The checkpassword binary end to end: fd 3 handling, exit codes, and on success the identity,
+//! working directory and environment of the program it execs.
+//!
+//! The success cases run as root inside `unshare --mount` with a private /etc/passwd, /etc/group
+//! and /etc/shadow bind-mounted over the host's (never modified) and a tmpfs on /home. Without
+//! root they print a loud SKIPPED line and pass; the misuse cases run everywhere.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_checkpassword");
+
+/// sha256-crypt of "hunter2" (openssl passwd -5 -salt abcdefgh).
+const CAROL_HASH: &str = "$5$abcdefgh$XEPmEiAJvPG31m/DaIsyckkv.Sxd.8NrmElXxCKFQr/";
+
+/// Runs `sh -c script` with `fd3` on descriptor 3; returns (exit code, stdout).
+fn run_sh(script: &str, fd3: &[u8], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("qmail-cp-{}-{}", std::process::id(), fd3.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("fd3");
+    std::fs::write(&input, fd3).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("exec 3<\"$FD3\"; {script}"))
+        .env("FD3", &input)
+        .env("CP", BIN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn misuse_and_refusals_without_root_privileges_needed() {
+    let table: &[(&str, &[u8], i32)] = &[
+        ("\"$CP\"", b"a\0b\0", 2),
+        ("\"$CP\" true", b"a\0b", 2),
+        ("\"$CP\" true", b"", 2),
+        ("\"$CP\" true", b"nosuchuser-qmail-rs\0pw\0", 1),
+        ("\"$CP\" true", &[b'x'; 600], 1),
+        ("exec 3<&-; \"$CP\" true", b"", 111),
+    ];
+    for (script, fd3, want) in table {
+        let (code, _) = run_sh(script, fd3, &[]);
+        assert_eq!(code, *want, "{script} {:?}", String::from_utf8_lossy(fd3));
+    }
+}
+
+#[test]
+fn success_sets_identity_home_and_environment() {
+    if !nix::unistd::geteuid().is_root() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: checkpassword success_sets_identity_home_and_environment: needs root for a private mount namespace (CI must run this as root)"
+        );
+        return;
+    }
+    let work = std::env::temp_dir().join(format!("qmail-cp-ns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ncarol:x:4250:4250:Carol:/home/carol:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("group"),
+        "root:x:0:\ncarol:x:4250:\nmailers:x:4300:carol\nother:x:4301:dave\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("shadow"),
+        format!("root:*:1::::::\ncarol:{CAROL_HASH}:1::::::\n"),
+    )
+    .unwrap();
+    let prelude =
+        "mount --bind \"$W/passwd\" /etc/passwd && mount --bind \"$W/group\" /etc/group && \
+                   mount --bind \"$W/shadow\" /etc/shadow && mount -t tmpfs none /home && \
+                   mkdir /home/carol && chown 4250:4250 /home/carol";
+    // The fd 3 test runs first, before any command substitution opens a pipe of its own.
+    let probe = "if test -e /proc/$$/fd/3; then F=open; else F=closed; fi; \
+                 echo \"$USER|$HOME|$SHELL|$(pwd)|$(id -u)|$(id -g)|$(id -G)|fd3-$F\"";
+    let w = work.to_str().unwrap();
+    let table: &[(&[u8], i32, &str)] = &[
+        (
+            b"carol\0hunter2\0<1.2@h>\0",
+            0,
+            "carol|/home/carol|/bin/sh|/home/carol|4250|4250|4250 4300|",
+        ),
+        (
+            b"carol\0hunter2\0",
+            0,
+            "carol|/home/carol|/bin/sh|/home/carol|4250|4250|4250 4300|",
+        ),
+        (b"carol\0hunter3\0<1.2@h>\0", 1, ""),
+        (b"carol\0\0", 1, ""),
+        (b"root\0anything\0", 1, ""),
+    ];
+    for (fd3, want_code, want_out) in table {
+        let script = format!(
+            "unshare --mount --propagation private sh -c '{prelude} && exec 3<\"$FD3\" && exec \"$CP\" sh -c \"$PROBE\"'"
+        );
+        let (code, out) = run_sh(&script, fd3, &[("W", w), ("PROBE", probe)]);
+        assert_eq!(
+            code,
+            *want_code,
+            "{:?}: {out}",
+            String::from_utf8_lossy(fd3)
+        );
+        assert!(
+            out.starts_with(want_out),
+            "{:?}: {out}",
+            String::from_utf8_lossy(fd3)
+        );
+        if *want_code == 0 {
+            assert!(
+                out.trim_end().ends_with("|fd3-closed"),
+                "fd 3 leaked into the program: {out}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}

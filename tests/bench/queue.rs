@@ -1,16 +1,303 @@
-//! Queue benchmark (not a test): messages per second through qmail-queue -> qmail-send ->
-//! qmail-lspawn -> qmail-local -> Maildir, and the todo/ backlog while injectors run flat out.
+//! The benchmark (not a test), ours side by side with Postfix, one sandbox each, run alternately
+//! round by round: SMTP in -> Maildir (smtp-source, 1/20/100 sessions, 2 KiB and 100 KiB), local
+//! injection through sendmail, remote delivery to smtp-sink on 127.0.0.2, the disk's fsync limit
+//! and fsyncs per message, peak RSS of the SMTP server per session and of the queue manager with
+//! a large queue, and (issue 3) qmail-queue -> qmail-send throughput with the todo/ backlog.
 //!
-//! Run with `cargo bench -p qmail-tests --bench queue` (as root; release binaries are installed
-//! into a sandbox). Environment: QMAIL_BENCH_MESSAGES (default 2000), QMAIL_BENCH_INJECTORS
-//! (default 20). Prints a Markdown table and one line of JSON.
+//! Run by `cargo xtask bench [--quick]` (as root, with Postfix installed and the release binaries
+//! in QMAIL_BIN_DIR); `cargo bench -p qmail-tests --bench queue -- [--quick]` works too. Prints one
+//! tab-separated `SAMPLE` line per measurement (row id, label, unit, better, MTA, value), which
+//! xtask turns into doc/bench.md and doc/bench.json; `--self-test` checks the parsers.
 
-use qmail_testkit::{sandbox, Sandbox};
+mod measure;
+mod mta;
+
+use measure::{fsync_probe, peak_rss_during, Run};
+use mta::{Kind, Mta};
+use std::io::Write;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// Counts and rounds for one mode.
+struct Params {
+    rounds: usize,
+    smtp: Vec<(usize, usize, usize)>,
+    local: usize,
+    remote: usize,
+    injectors: usize,
+    strace: usize,
+    big_queue: usize,
+    backlog: usize,
+    probe_secs: f64,
+}
+
+impl Params {
+    fn new(quick: bool) -> Params {
+        let mut p = if quick {
+            Params {
+                rounds: 1,
+                smtp: vec![
+                    (2048, 1, 30),
+                    (2048, 20, 100),
+                    (2048, 100, 200),
+                    (102400, 1, 10),
+                    (102400, 20, 40),
+                    (102400, 100, 100),
+                ],
+                local: 100,
+                remote: 100,
+                injectors: 10,
+                strace: 20,
+                big_queue: 200,
+                backlog: 100,
+                probe_secs: 0.5,
+            }
+        } else {
+            Params {
+                rounds: 3,
+                smtp: vec![
+                    (2048, 1, 300),
+                    (2048, 20, 1500),
+                    (2048, 100, 2000),
+                    (102400, 1, 150),
+                    (102400, 20, 500),
+                    (102400, 100, 500),
+                ],
+                local: 5000,
+                remote: 2000,
+                injectors: 10,
+                strace: 200,
+                big_queue: 10000,
+                backlog: 2000,
+                probe_secs: 3.0,
+            }
+        };
+        if let Some(r) = env_num("QMAIL_BENCH_ROUNDS") {
+            p.rounds = r.max(1);
+        }
+        p
+    }
+}
+
+fn env_num(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+/// Prints one measurement for xtask.
+fn sample(id: &str, label: &str, unit: &str, better: &str, who: &str, value: f64) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "SAMPLE\t{id}\t{label}\t{unit}\t{better}\t{who}\t{value}");
+    let _ = out.flush();
+}
+
+fn kib(size: usize) -> usize {
+    size / 1024
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--self-test") {
+        measure::self_test();
+        println!("bench self-test ok");
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick")
+        || std::env::var("QMAIL_BENCH_QUICK").as_deref() == Ok("1");
+    let p = Params::new(quick);
+    let started = Instant::now();
+    let base = format!("/var/tmp/qmail-bench.{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("bench: unable to create the storage directory");
+    {
+        let mtas = [
+            Mta::start(Kind::Ours, &format!("{base}/ours")),
+            Mta::start(Kind::Postfix, &format!("{base}/postfix")),
+        ];
+        eprintln!("bench: both MTAs up after {:.1?}", started.elapsed());
+        run_all(&p, &mtas, &base);
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    eprintln!("bench: done in {:.1?}", started.elapsed());
+}
+
+fn run_all(p: &Params, mtas: &[Mta; 2], base: &str) {
+    // 4a. The storage limit, on the file system holding both MTAs' queues and maildirs.
+    for threads in [1, 20] {
+        let probe = fsync_probe(std::path::Path::new(base), threads, p.probe_secs);
+        sample(
+            &format!("limit_fsync_{threads}"),
+            &format!("disk limit: write+fsync+link in one directory, {threads} writer(s)"),
+            "fsync/s",
+            "high",
+            "disk",
+            probe,
+        );
+    }
+
+    // 1. SMTP in -> Maildir/new, with the SMTP server's peak RSS on the first round.
+    for &(size, sessions, n) in &p.smtp {
+        for round in 0..p.rounds {
+            for mta in mtas {
+                let (smtpd, _) = mta.daemons();
+                let (run, rss) = peak_rss_during(mta, smtpd, || {
+                    measure::smtp_in(mta, sessions, n, size)
+                });
+                eprintln!(
+                    "bench: smtp {} KiB x{sessions} round {round} {}: {run:?}",
+                    kib(size),
+                    mta.kind.name()
+                );
+                let id = format!("smtp_{}k_{sessions}", kib(size));
+                let what = format!("SMTP in, {} KiB, {sessions} session(s), {n} msgs", kib(size));
+                sample(
+                    &format!("{id}_accept"),
+                    &format!("{what}: accepted"),
+                    "msg/s",
+                    "high",
+                    mta.kind.name(),
+                    run.accepted_per_s,
+                );
+                sample(
+                    &format!("{id}_deliver"),
+                    &format!("{what}: until the last is in Maildir/new"),
+                    "s",
+                    "low",
+                    mta.kind.name(),
+                    run.delivered_s,
+                );
+                if rss > 0 && sessions == 100 && size == 2048 {
+                    sample(
+                        "rss_smtpd",
+                        "peak RSS of one SMTP server process (qmail-smtpd / smtpd), 100 sessions",
+                        "KiB",
+                        "low",
+                        mta.kind.name(),
+                        rss as f64,
+                    );
+                }
+            }
+        }
+    }
+
+    // 2. Local injection through sendmail, until delivered.
+    for round in 0..p.rounds {
+        for mta in mtas {
+            let run = measure::local_injection(mta, p.local, p.injectors);
+            eprintln!("bench: sendmail round {round} {}: {run:?}", mta.kind.name());
+            report_run(
+                "local",
+                &format!(
+                    "sendmail, {} msgs from {} injectors to one local Maildir",
+                    p.local, p.injectors
+                ),
+                mta,
+                &run,
+            );
+        }
+    }
+
+    // 3. Remote delivery to smtp-sink on 127.0.0.2.
+    for mta in mtas {
+        measure::start_sink(mta);
+    }
+    for round in 0..p.rounds {
+        for mta in mtas {
+            let before = sink(mta);
+            let run = measure::remote(mta, p.remote, p.injectors);
+            let got = sink(mta) - before;
+            eprintln!(
+                "bench: remote round {round} {}: {run:?}, smtp-sink counted {got}",
+                mta.kind.name()
+            );
+            assert!(
+                got >= p.remote as u64,
+                "bench: smtp-sink received {got} of {} from {}",
+                p.remote,
+                mta.kind.name()
+            );
+            report_run(
+                "remote",
+                &format!("remote delivery to smtp-sink on 127.0.0.2, {} msgs", p.remote),
+                mta,
+                &run,
+            );
+        }
+    }
+
+    // 4b. fsyncs per message (SMTP in -> Maildir), counted by strace in a separate round.
+    for mta in mtas {
+        let per = measure::fsyncs_per_message(mta, p.strace);
+        eprintln!("bench: {} fsyncs per message: {per:.2}", mta.kind.name());
+        sample(
+            "fsync_per_msg",
+            "sync calls per message, SMTP in -> Maildir (strace -f -c)",
+            "fsync/msg",
+            "low",
+            mta.kind.name(),
+            per,
+        );
+    }
+
+    // Issue 3: qmail-queue -> qmail-send -> Maildir with 20 injectors, todo/ backlog (ours).
+    backlog(&mtas[0], p.backlog, 20);
+
+    // 5b. The queue manager's peak RSS with a large queue held back (destination refuses).
+    for mta in mtas {
+        mta.relay_to("127.0.0.3");
+        let (_, queue) = mta.daemons();
+        let t = Instant::now();
+        measure::inject(mta, p.big_queue, p.injectors, "held@example.net");
+        mta.sb.wait_until(Duration::from_secs(120), || {
+            mta.queued() >= p.big_queue
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let rss = mta.hwm(queue).into_iter().max().unwrap_or(0);
+        eprintln!(
+            "bench: {} {queue} VmHWM {rss} kB with {} queued ({:.1?})",
+            mta.kind.name(),
+            mta.queued(),
+            t.elapsed()
+        );
+        sample(
+            "rss_queue",
+            &format!(
+                "peak RSS of the queue manager (qmail-send / qmgr), {} msgs queued",
+                p.big_queue
+            ),
+            "KiB",
+            "low",
+            mta.kind.name(),
+            rss as f64,
+        );
+    }
+}
+
+fn report_run(id: &str, what: &str, mta: &Mta, run: &Run) {
+    sample(
+        &format!("{id}_rate"),
+        &format!("{what}: delivered"),
+        "msg/s",
+        "high",
+        mta.kind.name(),
+        run.delivered_per_s,
+    );
+    sample(
+        &format!("{id}_inject"),
+        &format!("{what}: accepted by sendmail"),
+        "msg/s",
+        "high",
+        mta.kind.name(),
+        run.accepted_per_s,
+    );
+}
+
+fn sink(mta: &Mta) -> u64 {
+    measure::sink_count(&mta.sb.read("/tmp/sink.out").unwrap_or_default())
+}
 
 /// Runs inside the sandbox: `threads` injectors, each running qmail-queue once per message as
 /// alice, flat out. Prints the elapsed seconds.
-const INJECTOR: &str = r#"
+const QUEUE_INJECTOR: &str = r#"
 import os, subprocess, sys, threading, time
 n, threads, uid, gid = (int(a) for a in sys.argv[1:5])
 env = b"Falice@test.example\0Tbob@test.example\0\0"
@@ -35,63 +322,66 @@ for x in ts: x.join()
 print(time.time() - t)
 "#;
 
-fn count(sb: &Sandbox, dir: &str) -> usize {
-    std::fs::read_dir(sb.path(dir)).map(|d| d.count()).unwrap_or(0)
-}
-
-fn main() {
-    let Some(sb) = sandbox!("bench_queue") else {
-        eprintln!("bench_queue: needs root");
-        std::process::exit(1);
-    };
-    let n: usize = std::env::var("QMAIL_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let threads: usize = std::env::var("QMAIL_BENCH_INJECTORS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    sb.write_control("me", "test.example\n");
-    for user in ["alice", "bob"] {
-        sb.run_as(user, "/var/qmail/bin/maildirmake", &[&format!("/home/{user}/Maildir")]);
-    }
-    sb.start_qmail("./Maildir/");
+/// Issue 3: messages/s through qmail-queue -> qmail-send -> delivery and the todo/ backlog
+/// while `threads` injectors run flat out.
+fn backlog(mta: &Mta, n: usize, threads: usize) {
+    mta.clear_maildirs();
+    let sb = &mta.sb;
     let (uid, gid, _) = sb.user("alice").expect("alice");
-
     let start = Instant::now();
-    let mut injector = sb.command("python3");
-    injector.args(["-c", INJECTOR, &n.to_string(), &threads.to_string(), &uid.to_string(), &gid.to_string()]);
-    let child = injector.stdout(std::process::Stdio::piped()).spawn().expect("injector");
-    let mut peak_todo = 0;
-    let mut samples = Vec::new();
-    let mut injected_at = None;
-    let mut child = Some(child);
+    let mut child = Some(
+        sb.command("python3")
+            .args([
+                "-c",
+                QUEUE_INJECTOR,
+                &n.to_string(),
+                &threads.to_string(),
+                &uid.to_string(),
+                &gid.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bench: injector"),
+    );
+    let (mut peak, mut sum, mut samples) = (0usize, 0usize, 0usize);
+    let mut injected = None;
     loop {
-        let todo = count(&sb, "/var/qmail/queue/todo");
-        peak_todo = peak_todo.max(todo);
-        samples.push(todo);
         if let Some(c) = child.as_mut() {
-            if c.try_wait().expect("wait").is_some() {
-                let out = child.take().expect("child").wait_with_output().expect("output");
-                assert!(out.status.success(), "injector failed");
-                injected_at = Some(start.elapsed());
+            if let Ok(Some(status)) = c.try_wait() {
+                assert!(status.success(), "bench: qmail-queue injector failed");
+                child = None;
+                injected = Some(start.elapsed());
             }
         }
-        let delivered = count(&sb, "/home/bob/Maildir/new");
-        if injected_at.is_some() && delivered >= n {
+        if injected.is_none() {
+            let todo = mta::count_tree(&sb.path("/var/qmail/queue/todo"));
+            peak = peak.max(todo);
+            sum += todo;
+            samples += 1;
+        }
+        if injected.is_some() && mta.delivered() >= n {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(1800), "benchmark did not finish");
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            start.elapsed() < Duration::from_secs(1200),
+            "bench: backlog run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let total = start.elapsed();
-    let injected = injected_at.expect("injection finished");
-    let mean_todo = samples.iter().sum::<usize>() as f64 / samples.len() as f64;
-    let inj_rate = n as f64 / injected.as_secs_f64();
-    let del_rate = n as f64 / total.as_secs_f64();
-    println!("| measure | value |\n|---|---|");
-    println!("| messages | {n} (2 KiB, one local recipient each) |");
-    println!("| injectors | {threads} |");
-    println!("| injection rate (qmail-queue exits 0) | {inj_rate:.0} msg/s |");
-    println!("| end-to-end rate (until the last is in Maildir/new) | {del_rate:.0} msg/s |");
-    println!("| todo/ backlog while injecting: peak | {peak_todo} |");
-    println!("| todo/ backlog while injecting: mean | {mean_todo:.1} |");
-    println!(
-        "{{\"bench\":\"queue\",\"messages\":{n},\"injectors\":{threads},\"inject_per_s\":{inj_rate:.1},\"deliver_per_s\":{del_rate:.1},\"todo_peak\":{peak_todo},\"todo_mean\":{mean_todo:.1}}}"
+    let total = start.elapsed().as_secs_f64();
+    let injected = injected.map_or(total, |d| d.as_secs_f64());
+    let who = mta.kind.name();
+    let what = format!("qmail-queue -> qmail-send -> Maildir, {n} msgs, {threads} injectors");
+    sample("queue_inject", &format!("{what}: qmail-queue accepted"), "msg/s", "high", who, n as f64 / injected);
+    sample("queue_rate", &format!("{what}: delivered"), "msg/s", "high", who, n as f64 / total);
+    sample("queue_todo_peak", &format!("{what}: todo/ backlog, peak"), "msgs", "low", who, peak as f64);
+    sample(
+        "queue_todo_mean",
+        &format!("{what}: todo/ backlog, mean"),
+        "msgs",
+        "low",
+        who,
+        sum as f64 / samples.max(1) as f64,
     );
 }

@@ -1,0 +1,314 @@
+//! The measurements: smtp-source runs, sendmail injection, remote delivery to smtp-sink, the
+//! disk's fsync limit, fsync counts by strace and peak RSS; plus the parsers of `strace -c`'s table
+//! and smtp-sink's counter (untrusted only in the sense that it is another
+//! program's output: unknown lines are skipped).
+
+use crate::mta::Mta;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Result of one timed run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Run {
+    /// Messages per second accepted (client side finished).
+    pub accepted_per_s: f64,
+    /// Seconds until the last message was delivered.
+    pub delivered_s: f64,
+    /// Messages per second, end to end.
+    pub delivered_per_s: f64,
+}
+
+const LIMIT: Duration = Duration::from_secs(1200);
+
+/// Waits until `done()` holds, polling every 20 ms; panics after 20 minutes.
+fn wait(what: &str, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + LIMIT;
+    while !done() {
+        assert!(Instant::now() < end, "bench: {what} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// smtp-source with `sessions` parallel sessions sending `n` messages of `size` bytes to
+/// bob@test.example on 127.0.0.1:25; times acceptance and delivery into Maildir/new.
+pub fn smtp_in(mta: &Mta, sessions: usize, n: usize, size: usize) -> Run {
+    mta.clear_maildirs();
+    let start = Instant::now();
+    let out = mta
+        .sb
+        .command("/usr/sbin/smtp-source")
+        .args([
+            "-s",
+            &sessions.to_string(),
+            "-m",
+            &n.to_string(),
+            "-l",
+            &size.to_string(),
+            "-M",
+            "client.example",
+            "-f",
+            "alice@test.example",
+            "-t",
+            "bob@test.example",
+            "-C",
+            "5",
+            "127.0.0.1:25",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench: unable to run smtp-source");
+    let accepted = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "bench: smtp-source failed against {}: {}",
+        mta.kind.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait("SMTP delivery", || mta.delivered() >= n);
+    let delivered = start.elapsed().as_secs_f64();
+    Run {
+        accepted_per_s: n as f64 / accepted,
+        delivered_s: delivered,
+        delivered_per_s: n as f64 / delivered,
+    }
+}
+
+/// Runs `threads` concurrent `sendmail -f alice@test.example RCPT` as alice, `n` in all.
+const INJECTOR: &str = r#"
+import os, subprocess, sys, threading
+prog, n, threads, uid, gid, rcpt, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+line = b"x" * 75 + b"\n"
+msg = b"From: alice@test.example\nTo: " + rcpt.encode() + b"\nSubject: bench\n\n" + line * (size // 76 + 1)
+env = {"PATH": "/usr/bin:/bin", "HOME": "/home/alice", "USER": "alice", "LOGNAME": "alice"}
+def worker(k):
+    for i in range(k, n, threads):
+        p = subprocess.run([prog, "-f", "alice@test.example", rcpt], input=msg, user=uid, group=gid, extra_groups=[], env=env)
+        if p.returncode != 0:
+            print("sendmail exited", p.returncode, file=sys.stderr)
+            os._exit(1)
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+for x in ts: x.start()
+for x in ts: x.join()
+"#;
+
+/// Injects `n` messages through the MTA's sendmail with `threads` injectors and returns the
+/// seconds the injection took.
+pub fn inject(mta: &Mta, n: usize, threads: usize, rcpt: &str) -> f64 {
+    let (uid, gid, _) = mta.sb.user("alice").expect("alice");
+    let start = Instant::now();
+    let out = mta
+        .sb
+        .command("python3")
+        .args([
+            "-c",
+            INJECTOR,
+            mta.sendmail(),
+            &n.to_string(),
+            &threads.to_string(),
+            &uid.to_string(),
+            &gid.to_string(),
+            rcpt,
+            "2048",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench: unable to run the injector");
+    assert!(
+        out.status.success(),
+        "bench: injection into {} failed: {}",
+        mta.kind.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    start.elapsed().as_secs_f64()
+}
+
+/// Local injection: `n` messages through sendmail to bob, until all are in Maildir/new.
+pub fn local_injection(mta: &Mta, n: usize, threads: usize) -> Run {
+    mta.clear_maildirs();
+    let start = Instant::now();
+    let injected = inject(mta, n, threads, "bob@test.example");
+    wait("local delivery", || mta.delivered() >= n);
+    let total = start.elapsed().as_secs_f64();
+    Run {
+        accepted_per_s: n as f64 / injected,
+        delivered_s: total,
+        delivered_per_s: n as f64 / total,
+    }
+}
+
+/// Remote delivery: `n` messages through sendmail to a non-local address, relayed to the
+/// smtp-sink on 127.0.0.2; timed until the queue is empty.
+pub fn remote(mta: &Mta, n: usize, threads: usize) -> Run {
+    let start = Instant::now();
+    let injected = inject(mta, n, threads, "someone@example.net");
+    wait("remote delivery", || mta.queued() == 0);
+    let total = start.elapsed().as_secs_f64();
+    Run {
+        accepted_per_s: n as f64 / injected,
+        delivered_s: total,
+        delivered_per_s: n as f64 / total,
+    }
+}
+
+/// Starts smtp-sink on 127.0.0.2:25 inside the sandbox, counting transactions into
+/// /tmp/sink.out.
+pub fn start_sink(mta: &Mta) {
+    mta.sb.spawn_bg(
+        "/bin/sh",
+        &[
+            "-c",
+            "exec /usr/sbin/smtp-sink -c -u postfix 127.0.0.2:25 256 >/tmp/sink.out 2>&1",
+        ],
+    );
+    let probe = "import socket; socket.create_connection(('127.0.0.2', 25), 1).close()";
+    let up = mta.sb.wait_until(Duration::from_secs(10), || {
+        mta.sb.run("python3", &["-c", probe]).status.success()
+    });
+    assert!(up, "bench: smtp-sink did not start in {}", mta.kind.name());
+}
+
+/// The last counter smtp-sink printed (it rewrites one line with carriage returns).
+pub fn sink_count(out: &[u8]) -> u64 {
+    out.split(|b| *b == b'\r' || *b == b'\n' || *b == b' ')
+        .filter_map(|w| std::str::from_utf8(w).ok()?.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// The storage limit: `threads` writers each doing write(2 KiB) + fsync + link + unlink in one
+/// directory of `dir` for `secs` seconds; returns fsyncs per second in all.
+pub fn fsync_probe(dir: &Path, threads: usize, secs: f64) -> f64 {
+    let dir = dir.join(format!("probe{threads}"));
+    std::fs::create_dir_all(&dir).expect("bench: probe dir");
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let data = [b'x'; 2048];
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let tmp = dir.join(format!("tmp.{t}.{n}"));
+                    let fin = dir.join(format!("new.{t}.{n}"));
+                    let mut f = std::fs::File::create(&tmp).expect("bench: probe file");
+                    f.write_all(&data).expect("bench: probe write");
+                    f.sync_all().expect("bench: probe fsync");
+                    std::fs::hard_link(&tmp, &fin).expect("bench: probe link");
+                    let _ = std::fs::remove_file(&tmp);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    total as f64 / elapsed
+}
+
+/// Syscalls counted as syncs.
+pub const SYNC_CALLS: &[&str] = &[
+    "fsync",
+    "fdatasync",
+    "syncfs",
+    "sync",
+    "sync_file_range",
+    "msync",
+];
+
+/// Sum of the `calls` column of `strace -c` for the sync family.
+pub fn parse_strace_c(table: &str) -> u64 {
+    table
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let name = *w.last()?;
+            if w.len() < 5 || !SYNC_CALLS.contains(&name) {
+                return None;
+            }
+            w.get(3)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Sync calls the whole MTA makes while `n` messages of 2 KiB go SMTP in -> Maildir (one
+/// session), by `strace -f -c` attached to every process of its sandbox.
+pub fn fsyncs_per_message(mta: &Mta, n: usize) -> f64 {
+    let out = format!("/tmp/qmail-bench-strace.{}.{}", std::process::id(), mta.kind.name());
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-c", "-o", &out, "-e", "trace=fsync,fdatasync,syncfs,sync,sync_file_range,msync"]);
+    for p in mta.pids() {
+        cmd.arg("-p").arg(p.to_string());
+    }
+    let mut strace = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bench: unable to run strace");
+    std::thread::sleep(Duration::from_secs(1));
+    smtp_in(mta, 1, n, 2048);
+    // Let the last deliveries' bookkeeping (qmail-clean, postfix's queue removal) finish.
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
+    let _ = strace.wait();
+    let table = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    parse_strace_c(&table) as f64 / n as f64
+}
+
+/// Samples the peak RSS (kB) of processes named `comm` every 20 ms while `run` runs.
+pub fn peak_rss_during<T>(mta: &Mta, comm: &str, run: impl FnOnce() -> T) -> (T, u64) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = mta.hwm(comm).into_iter().fold(peak, u64::max);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        let r = run();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = sampler.join().unwrap_or(0);
+        (r, peak)
+    })
+}
+
+/// Checks of the parsers, run by `queue --self-test` (a harness = false
+/// bench target has no libtest).
+pub fn self_test() {
+    let table = "% time     seconds  usecs/call     calls    errors syscall\n\
+------ ----------- ----------- --------- --------- ----------------\n\
+ 90.00    0.009000          90       100           fsync\n\
+ 10.00    0.001000          10        20         1 fdatasync\n\
+  0.00    0.000000           0         3           write\n\
+------ ----------- ----------- --------- --------- ----------------\n\
+100.00    0.010000          80       123         1 total\n";
+    let cases: &[(&str, u64)] = &[
+        (table, 120),
+        ("", 0),
+        ("garbage\n", 0),
+        ("a b c x e fsync", 0),
+    ];
+    for (input, want) in cases {
+        assert_eq!(parse_strace_c(input), *want, "{input:?}");
+    }
+    for cut in 0..table.len() {
+        let _ = parse_strace_c(&table[..cut]);
+    }
+    let cases: &[(&[u8], u64)] = &[(b"", 0), (b"1\r2\r3\r", 3), (b"10\r11", 11), (b"x\r", 0)];
+    for (input, want) in cases {
+        assert_eq!(sink_count(input), *want, "{input:?}");
+    }
+    for cut in 0..8 {
+        let _ = sink_count(&b"12\r345\r"[..cut]);
+    }
+}

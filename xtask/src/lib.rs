@@ -8,10 +8,12 @@
 //! * `up [--no-build] [--host FQDN] [--admin USER]`: installs missing daemontools/ucspi-tcp,
 //!   builds a release, installs it with its users, configures and starts qmail (up.rs);
 //! * `test`: the CI entry point (test.rs);
-//! * `fuzz [--seconds N] [TARGET...]`: the fuzz harness of tests/fuzz (fuzz.rs).
+//! * `fuzz [--seconds N] [TARGET...]`: the fuzz harness of tests/fuzz (fuzz.rs);
+//! * `bench [--quick] [--rounds N] [--out DIR]`: ours side by side with Postfix (bench.rs).
 //!
 //! Arguments are parsed by hand (no clap, as everywhere in qmail-rs).
 
+pub mod bench;
 pub mod fuzz;
 pub mod hier;
 pub mod install;
@@ -107,6 +109,7 @@ const USAGE: &str =
                       [--passwd-file FILE --group-file FILE [--first-id N]]
        cargo xtask test
        cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]
+       cargo xtask bench [--quick] [--rounds N] [--out DIR]
        cargo xtask tidy";
 
 /// Runs one subcommand; returns the process exit code.
@@ -115,6 +118,9 @@ pub fn run(args: &[String]) -> i32 {
         eprintln!("{USAGE}");
         return 100;
     };
+    if cmd == "bench" {
+        return bench::run(&workspace_root(), rest);
+    }
     if cmd == "fuzz" {
         return fuzz::run(&workspace_root(), rest);
     }

@@ -505,3 +505,38 @@ fn remote_defers_retries_and_times_out() {
     );
     assert_eq!(sunk(&sb).len(), 2);
 }
+
+#[test]
+fn remote_bounces_after_queuelifetime() {
+    let Some(sb) = sandbox!("remote_bounces_after_queuelifetime") else {
+        return;
+    };
+    if !sb.has_program("qmail-remote") {
+        return;
+    }
+    sb.write_control("queuelifetime", "2\n");
+    start(&sb);
+    send(&sb, "lifetime", "user@drop.example");
+    let first = sb.wait_until(Duration::from_secs(20), || {
+        sb.log()
+            .contains("deferral: Connected_to_127.0.0.5_but_connection_died._(#4.4.2)/")
+    });
+    assert!(first, "no first deferral\n{}", logs(&sb));
+    assert!(bounce_for(&sb, "lifetime").is_none());
+    // Once the lifetime has passed, the next attempt (forced by ALRM) is the last one.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sb.svc(&["-a", "/service/qmail-send"]).status.success());
+    let bounced = sb.wait_until(Duration::from_secs(20), || {
+        bounce_for(&sb, "lifetime").is_some()
+    });
+    assert!(bounced, "no bounce after queuelifetime\n{}", logs(&sb));
+    let b = bounce_for(&sb, "lifetime").unwrap_or_default();
+    let want = "<user@drop.example>:\nConnected to 127.0.0.5 but connection died. (#4.4.2)\n\
+                I'm not going to try again; this message has been in the queue too long.\n";
+    assert!(b.contains(want), "bounce:\n{b}");
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(20)),
+        "{}",
+        logs(&sb)
+    );
+}

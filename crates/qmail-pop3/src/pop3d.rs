@@ -513,6 +513,46 @@ mod tests {
     }
 
     #[test]
+    fn session_cut_at_every_position() {
+        let input = b"STAT\r\nDELE 1\r\nQUIT\r\n";
+        for cut in 0..=input.len() {
+            let (m, mut d) = fixture(&format!("cut{cut}"));
+            let out = talk(&mut d, &input[..cut]);
+            let replies = out.matches("\r\n").count();
+            let want = match cut {
+                0..=5 => 1,
+                6..=13 => 2,
+                14..=19 => 3,
+                _ => 4,
+            };
+            assert_eq!(replies, want, "cut {cut}: {out:?}");
+            let committed = cut == input.len();
+            assert_eq!(
+                m.names("cur").len(),
+                if committed { 2 } else { 1 },
+                "cut {cut}"
+            );
+            assert_eq!(m.0.join("cur/1000.a:2,S").exists(), !committed, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn hostile_commands() {
+        let (_m, mut d) = fixture("hostile");
+        let mut input = b"LIST ".to_vec();
+        input.extend(std::iter::repeat_n(b'9', 50_000));
+        input.extend_from_slice(
+            b"\r\nDELE 1\0\r\nDELE\x002\r\nTOP 1 \xff\r\n\0\r\nRETR -1\r\nRETR 1\r\r\n",
+        );
+        let out = talk(&mut d, &input);
+        let want = format!(
+            "+OK \r\n-ERR not that many messages\r\n+OK \r\n-ERR syntax error\r\n-ERR already deleted\r\n\
+             -ERR unimplemented\r\n-ERR syntax error\r\n-ERR already deleted\r\n"
+        );
+        assert_eq!(out, want);
+    }
+
+    #[test]
     fn blast_table() {
         let all = u64::MAX;
         let table: &[(&[u8], u64, &[u8])] = &[

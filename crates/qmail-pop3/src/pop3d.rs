@@ -545,10 +545,9 @@ mod tests {
             b"\r\nDELE 1\0\r\nDELE\x002\r\nTOP 1 \xff\r\n\0\r\nRETR -1\r\nRETR 1\r\r\n",
         );
         let out = talk(&mut d, &input);
-        let want = format!(
+        let want =
             "+OK \r\n-ERR not that many messages\r\n+OK \r\n-ERR syntax error\r\n-ERR already deleted\r\n\
-             -ERR unimplemented\r\n-ERR syntax error\r\n-ERR already deleted\r\n"
-        );
+             -ERR unimplemented\r\n-ERR syntax error\r\n-ERR already deleted\r\n";
         assert_eq!(out, want);
     }
 

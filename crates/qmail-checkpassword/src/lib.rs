@@ -297,8 +297,9 @@ mod tests {
 
     #[test]
     fn truncated_hashes_never_match_nor_panic() {
-        for hash in [SHA512, SHA256, YESCRYPT] {
-            for cut in 0..hash.len() {
+        // yescrypt is slow in debug builds: every cut of the sha-crypt strings, every fifth of it.
+        for (hash, step) in [(SHA512, 1), (SHA256, 1), (YESCRYPT, 5)] {
+            for cut in (0..hash.len()).step_by(step) {
                 assert!(!verify(b"secret pw", &hash[..cut]));
                 assert!(!verify(b"hunter2", &hash[..cut]));
             }

@@ -244,3 +244,94 @@ fn pop3_service_under_tcpserver() {
     );
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Runs `bin args` in `dir` with `input` on stdin; returns (exit code, stdout).
+fn run_bin(bin: &str, args: &[&str], dir: &Path, input: &[u8]) -> (i32, Vec<u8>) {
+    use std::process::Stdio;
+    let mut child = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+#[test]
+fn binaries_over_pipes_without_root() {
+    let dir = std::env::temp_dir().join(format!("qmail-pop3-pipes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(dir.join("Maildir").join(sub)).unwrap();
+    }
+    let msg = dir.join("Maildir/new/1000000000.1.host");
+    std::fs::write(&msg, b"Subject: x\n\n.hi\n").unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&msg)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let (code, out) = run_bin(POPUP, &[], &dir, b"");
+    assert_eq!(
+        (code, &out[..]),
+        (1, &b"-ERR usage: popup hostname subprogram\r\n"[..])
+    );
+    let (code, out) = run_bin(POPUP, &["host"], &dir, b"");
+    assert_eq!(
+        (code, &out[..]),
+        (1, &b"-ERR usage: popup hostname subprogram\r\n"[..])
+    );
+    let (code, out) = run_bin(
+        POPUP,
+        &["pop.example", "false"],
+        &dir,
+        b"STAT\r\nUSER a\r\nPASS b\r\n",
+    );
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 1);
+    let pid_time = out
+        .strip_prefix("+OK <")
+        .and_then(|s| s.split_once("@pop.example>\r\n"))
+        .expect(&out);
+    assert!(pid_time
+        .0
+        .split_once('.')
+        .is_some_and(|(p, t)| p.parse::<u32>().is_ok() && t.parse::<u64>().is_ok()));
+    let rest = pid_time.1;
+    assert!(
+        rest == "-ERR authorization first\r\n+OK \r\n-ERR authorization failed\r\n"
+            || rest == "-ERR authorization first\r\n+OK \r\n-ERR unable to write pipe\r\n",
+        "{out}"
+    );
+
+    let (code, out) = run_bin(POP3D, &[], &dir, b"");
+    assert_eq!(
+        (code, &out[..]),
+        (0, &b"-ERR this user has no $HOME/Maildir\r\n"[..])
+    );
+    let (code, out) = run_bin(POP3D, &["NoSuchMaildir"], &dir, b"");
+    assert_eq!(
+        (code, &out[..]),
+        (0, &b"-ERR this user has no $HOME/Maildir\r\n"[..])
+    );
+    std::fs::create_dir_all(dir.join("Broken/new")).unwrap();
+    let (code, out) = run_bin(POP3D, &["Broken"], &dir, b"");
+    assert_eq!(
+        (code, &out[..]),
+        (0, &b"-ERR unable to scan $HOME/Maildir\r\n"[..])
+    );
+    let (code, out) = run_bin(POP3D, &["Maildir"], &dir, b"STAT\r\nRETR 1\r\nQUIT\r\n");
+    assert_eq!(code, 0);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "+OK \r\n+OK 1 16\r\n+OK \r\nSubject: x\r\n\r\n..hi\r\n\r\n.\r\n+OK \r\n"
+    );
+    assert!(dir.join("Maildir/cur/1000000000.1.host:2,").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

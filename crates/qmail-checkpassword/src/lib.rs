@@ -13,9 +13,10 @@
 //! other hash (DES, MD5, bcrypt, a locked `!` or `*` entry, an empty field) never matches.
 //!
 //! EXIT CODES: 1 login refused (unknown user, wrong or empty password, unusable hash, too much
-//! input); 2 misuse (no program to run, fd 3 data without its two NULs); 111 temporary failure
-//! (fd 3 or /etc/shadow unreadable, identity change, chdir or exec failed). A refusal waits
-//! [`FAIL_DELAY`] first.
+//! input) or identity change failed (as in the reference); 2 misuse (no program to run, fd 3
+//! data without its two NULs); 111 temporary failure (fd 3 or /etc/shadow unreadable, chdir or
+//! exec failed). A refusal waits [`FAIL_DELAY`] first. An unknown user costs the same hash
+//! computation as a known one, so timing does not tell them apart.
 //!
 //! SECURITY / trust: fd 3 comes from the network through qmail-popup and is untrusted: it is
 //! bounded, parsed without panicking, and the password is never printed and is wiped from memory
@@ -34,6 +35,9 @@ use std::time::Duration;
 pub const MAX_INPUT: usize = 512;
 /// Pause before reporting a refused login, to slow down guessing.
 pub const FAIL_DELAY: Duration = Duration::from_secs(1);
+/// A sha512-crypt hash that matches no password anyone types (checked for unknown users).
+const DUMMY_HASH: &[u8] =
+    b"$6$qmailrsdummy$zvGIV/Pr7rzrDQmlYDXP0D/lZ3et1HVS8boTsHGQpdRM93RdY1bwD5OTNvysMkOTyI4/nFS0sA2L7ztQwqm2y0";
 /// Exit code: login refused.
 pub const EXIT_REFUSED: i32 = 1;
 /// Exit code: misuse.
@@ -160,7 +164,14 @@ fn account(login: &[u8]) -> Result<Account, i32> {
 
 /// Decides whether the credentials are good; returns the account or the exit code.
 pub fn authenticate(creds: &Credentials, shadow_path: &std::path::Path) -> Result<Account, i32> {
-    let acct = account(&creds.login)?;
+    let acct = match account(&creds.login) {
+        Ok(a) => a,
+        Err(code) => {
+            // Spend the time a real check takes, so unknown names are not revealed by timing.
+            let _ = verify(&creds.password, DUMMY_HASH);
+            return Err(code);
+        }
+    };
     let hash = match std::fs::File::open(shadow_path) {
         Ok(f) => match shadow::lookup(&mut io::BufReader::new(f), &acct.name) {
             Ok(Some(h)) => h,
@@ -304,6 +315,14 @@ mod tests {
                 assert!(!verify(b"hunter2", &hash[..cut]));
             }
         }
+    }
+
+    #[test]
+    fn dummy_hash_is_well_formed() {
+        use sha_crypt::PasswordVerifier as _;
+        let dummy = std::str::from_utf8(DUMMY_HASH).unwrap();
+        let got = sha_crypt::ShaCrypt::default().verify_password(b"guess", dummy);
+        assert_eq!(got, Err(sha_crypt::password_hash::Error::PasswordInvalid));
     }
 
     #[test]

@@ -169,11 +169,21 @@ pub fn start_sink(mta: &Mta) {
     assert!(up, "bench: smtp-sink did not start in {}", mta.kind.name());
 }
 
-/// The last counter smtp-sink printed (it rewrites one line with carriage returns).
+/// The last message counter smtp-sink printed (`sess=N quit=N mesg=N`, one status line
+/// rewritten with carriage returns).
 pub fn sink_count(out: &[u8]) -> u64 {
-    out.split(|b| *b == b'\r' || *b == b'\n' || *b == b' ')
-        .filter_map(|w| std::str::from_utf8(w).ok()?.trim().parse::<u64>().ok())
-        .next_back()
+    let key = b"mesg=";
+    let Some(at) = out.windows(key.len()).rposition(|w| w == key) else {
+        return 0;
+    };
+    let digits = &out[at + key.len()..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end])
+        .ok()
+        .and_then(|d| d.parse().ok())
         .unwrap_or(0)
 }
 
@@ -238,9 +248,20 @@ pub fn parse_strace_c(table: &str) -> u64 {
 /// Sync calls the whole MTA makes while `n` messages of 2 KiB go SMTP in -> Maildir (one
 /// session), by `strace -f -c` attached to every process of its sandbox.
 pub fn fsyncs_per_message(mta: &Mta, n: usize) -> f64 {
-    let out = format!("/tmp/qmail-bench-strace.{}.{}", std::process::id(), mta.kind.name());
+    let out = format!(
+        "/tmp/qmail-bench-strace.{}.{}",
+        std::process::id(),
+        mta.kind.name()
+    );
     let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-c", "-o", &out, "-e", "trace=fsync,fdatasync,syncfs,sync,sync_file_range,msync"]);
+    cmd.args([
+        "-f",
+        "-c",
+        "-o",
+        &out,
+        "-e",
+        "trace=fsync,fdatasync,syncfs,sync,sync_file_range,msync",
+    ]);
     for p in mta.pids() {
         cmd.arg("-p").arg(p.to_string());
     }
@@ -304,11 +325,18 @@ pub fn self_test() {
     for cut in 0..table.len() {
         let _ = parse_strace_c(&table[..cut]);
     }
-    let cases: &[(&[u8], u64)] = &[(b"", 0), (b"1\r2\r3\r", 3), (b"10\r11", 11), (b"x\r", 0)];
+    let cases: &[(&[u8], u64)] = &[
+        (b"", 0),
+        (b"sess=0 quit=0 mesg=1\rsess=1 quit=1 mesg=12\r", 12),
+        (b"sess=1 quit=1 mesg=3", 3),
+        (b"mesg=\r", 0),
+        (b"x\r", 0),
+    ];
     for (input, want) in cases {
         assert_eq!(sink_count(input), *want, "{input:?}");
     }
-    for cut in 0..8 {
-        let _ = sink_count(&b"12\r345\r"[..cut]);
+    let line = b"sess=1 quit=1 mesg=345\r";
+    for cut in 0..line.len() {
+        let _ = sink_count(&line[..cut]);
     }
 }

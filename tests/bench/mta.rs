@@ -70,13 +70,20 @@ readme_directory = no
 ";
 
 /// Appends the host's postfix account and groups to the sandbox's own passwd and group files.
-const POSTFIX_ACCOUNTS: &str = "grep '^postfix:' /proc/1/root/etc/passwd >> /etc/passwd && \
-for g in postfix postdrop; do grep \"^$g:\" /proc/1/root/etc/group | sed 's/:[^:]*$/:/' >> /etc/group; done";
+/// `HOST` is the host's root as seen from inside (`/proc/<bench pid>/root`).
+const POSTFIX_ACCOUNTS: &str = "grep '^postfix:' $HOST/etc/passwd >> /etc/passwd && \
+for g in postfix postdrop; do grep \"^$g:\" $HOST/etc/group | sed 's/:[^:]*$/:/' >> /etc/group; done";
+
+/// The host's root seen from inside a sandbox: the root of this (host-side) process.
+fn host_root() -> String {
+    format!("/proc/{}/root", std::process::id())
+}
 
 /// Puts `inside` on the host directory `host` (created if needed), from inside the sandbox.
 fn bind_disk(sb: &Sandbox, host: &str, inside: &str) {
     sb.sh_ok(&format!(
-        "mkdir -p /proc/1/root{host} && mount --bind /proc/1/root{host} {inside}"
+        "mkdir -p {r}{host} && mount --bind {r}{host} {inside}",
+        r = host_root()
     ));
 }
 
@@ -98,23 +105,23 @@ impl Mta {
             eprintln!("bench: needs root");
             std::process::exit(1)
         });
-        sb.sh_ok(POSTFIX_ACCOUNTS);
+        sb.sh_ok(&format!("HOST={}; {POSTFIX_ACCOUNTS}", host_root()));
         bind_disk(&sb, &format!("{disk}/home"), "/home");
         homes(&sb);
         match kind {
             Kind::Ours => {
                 bind_disk(&sb, &format!("{disk}/qmail"), "/var/qmail");
                 let out = sb.install();
-                assert!(
-                    out.status.success(),
-                    "install: {}",
-                    text(&out.stderr)
-                );
+                assert!(out.status.success(), "install: {}", text(&out.stderr));
                 sb.write_control("me", "test.example\n");
                 sb.write_control("rcpthosts", "test.example\n");
                 sb.write_control("smtproutes", ":[127.0.0.2]\n");
                 sb.run_as("bob", "/var/qmail/bin/maildirmake", &["/home/bob/Maildir"]);
-                sb.run_as("alice", "/var/qmail/bin/maildirmake", &["/home/alice/Maildir"]);
+                sb.run_as(
+                    "alice",
+                    "/var/qmail/bin/maildirmake",
+                    &["/home/alice/Maildir"],
+                );
                 sb.start_qmail("./Maildir/");
                 sb.write_file(
                     "/etc/tcp.smtp",
@@ -132,7 +139,8 @@ impl Mta {
             }
             Kind::Postfix => {
                 sb.sh_ok(&format!(
-                    "mkdir -p /proc/1/root{disk}/spool && cp -a /var/spool/postfix/. /proc/1/root{disk}/spool/"
+                    "mkdir -p {r}{disk}/spool && cp -a /var/spool/postfix/. {r}{disk}/spool/",
+                    r = host_root()
                 ));
                 bind_disk(&sb, &format!("{disk}/spool"), "/var/spool/postfix");
                 sb.write_file("/etc/postfix/main.cf", MAIN_CF.as_bytes(), "root", 0o644);

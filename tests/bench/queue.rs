@@ -86,7 +86,10 @@ fn env_num(name: &str) -> Option<usize> {
 /// Prints one measurement for xtask.
 fn sample(id: &str, label: &str, unit: &str, better: &str, who: &str, value: f64) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "SAMPLE\t{id}\t{label}\t{unit}\t{better}\t{who}\t{value}");
+    let _ = writeln!(
+        out,
+        "SAMPLE\t{id}\t{label}\t{unit}\t{better}\t{who}\t{value}"
+    );
     let _ = out.flush();
 }
 
@@ -139,16 +142,18 @@ fn run_all(p: &Params, mtas: &[Mta; 2], base: &str) {
         for round in 0..p.rounds {
             for mta in mtas {
                 let (smtpd, _) = mta.daemons();
-                let (run, rss) = peak_rss_during(mta, smtpd, || {
-                    measure::smtp_in(mta, sessions, n, size)
-                });
+                let (run, rss) =
+                    peak_rss_during(mta, smtpd, || measure::smtp_in(mta, sessions, n, size));
                 eprintln!(
                     "bench: smtp {} KiB x{sessions} round {round} {}: {run:?}",
                     kib(size),
                     mta.kind.name()
                 );
                 let id = format!("smtp_{}k_{sessions}", kib(size));
-                let what = format!("SMTP in, {} KiB, {sessions} session(s), {n} msgs", kib(size));
+                let what = format!(
+                    "SMTP in, {} KiB, {sessions} session(s), {n} msgs",
+                    kib(size)
+                );
                 sample(
                     &format!("{id}_accept"),
                     &format!("{what}: accepted"),
@@ -204,20 +209,24 @@ fn run_all(p: &Params, mtas: &[Mta; 2], base: &str) {
         for mta in mtas {
             let before = sink(mta);
             let run = measure::remote(mta, p.remote, p.injectors);
-            let got = sink(mta) - before;
+            let got = sink(mta).saturating_sub(before);
+            let bounces = mta::count(&mta.sb.path("/home/alice/Maildir/new"));
             eprintln!(
                 "bench: remote round {round} {}: {run:?}, smtp-sink counted {got}",
                 mta.kind.name()
             );
             assert!(
-                got >= p.remote as u64,
-                "bench: smtp-sink received {got} of {} from {}",
+                got >= p.remote as u64 && bounces == 0,
+                "bench: smtp-sink received {got} of {} from {} ({bounces} bounces)",
                 p.remote,
                 mta.kind.name()
             );
             report_run(
                 "remote",
-                &format!("remote delivery to smtp-sink on 127.0.0.2, {} msgs", p.remote),
+                &format!(
+                    "remote delivery to smtp-sink on 127.0.0.2, {} msgs",
+                    p.remote
+                ),
                 mta,
                 &run,
             );
@@ -247,9 +256,8 @@ fn run_all(p: &Params, mtas: &[Mta; 2], base: &str) {
         let (_, queue) = mta.daemons();
         let t = Instant::now();
         measure::inject(mta, p.big_queue, p.injectors, "held@example.net");
-        mta.sb.wait_until(Duration::from_secs(120), || {
-            mta.queued() >= p.big_queue
-        });
+        mta.sb
+            .wait_until(Duration::from_secs(120), || mta.queued() >= p.big_queue);
         std::thread::sleep(Duration::from_secs(3));
         let rss = mta.hwm(queue).into_iter().max().unwrap_or(0);
         eprintln!(
@@ -373,9 +381,30 @@ fn backlog(mta: &Mta, n: usize, threads: usize) {
     let injected = injected.map_or(total, |d| d.as_secs_f64());
     let who = mta.kind.name();
     let what = format!("qmail-queue -> qmail-send -> Maildir, {n} msgs, {threads} injectors");
-    sample("queue_inject", &format!("{what}: qmail-queue accepted"), "msg/s", "high", who, n as f64 / injected);
-    sample("queue_rate", &format!("{what}: delivered"), "msg/s", "high", who, n as f64 / total);
-    sample("queue_todo_peak", &format!("{what}: todo/ backlog, peak"), "msgs", "low", who, peak as f64);
+    sample(
+        "queue_inject",
+        &format!("{what}: qmail-queue accepted"),
+        "msg/s",
+        "high",
+        who,
+        n as f64 / injected,
+    );
+    sample(
+        "queue_rate",
+        &format!("{what}: delivered"),
+        "msg/s",
+        "high",
+        who,
+        n as f64 / total,
+    );
+    sample(
+        "queue_todo_peak",
+        &format!("{what}: todo/ backlog, peak"),
+        "msgs",
+        "low",
+        who,
+        peak as f64,
+    );
     sample(
         "queue_todo_mean",
         &format!("{what}: todo/ backlog, mean"),

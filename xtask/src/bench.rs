@@ -1,4 +1,5 @@
-//! `cargo xtask bench [--quick] [--rounds N] [--out DIR]`: ours side by side with Postfix.
+//! `cargo xtask bench [--quick] [--rounds N] [--out DIR] [--bin-dir DIR]`: ours side by side
+//! with Postfix.
 //!
 //! Installs Postfix (for smtp-source, smtp-sink and as the peer) and strace from Debian when
 //! missing, making sure the host's own Postfix is stopped and disabled; builds the release; runs
@@ -24,6 +25,8 @@ pub struct BenchOptions {
     pub rounds: Option<usize>,
     /// Where bench.md and bench.json go.
     pub out: Option<PathBuf>,
+    /// Programs to benchmark (skips the release build; default target/release).
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// Parses the arguments after `bench`.
@@ -42,6 +45,7 @@ pub fn parse_args(args: &[String]) -> Result<BenchOptions, String> {
                 o.rounds = Some(n);
             }
             "--out" => o.out = Some(it.next().ok_or("--out needs a directory")?.into()),
+            "--bin-dir" => o.bin_dir = Some(it.next().ok_or("--bin-dir needs a directory")?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -146,7 +150,11 @@ impl Row {
     /// Whether ours is at least as good as Postfix on this row.
     pub fn goal_met(&self) -> Option<bool> {
         let r = self.ratio()?;
-        Some(if self.better == "low" { r <= 1.0 } else { r >= 1.0 })
+        Some(if self.better == "low" {
+            r <= 1.0
+        } else {
+            r >= 1.0
+        })
     }
 }
 
@@ -221,9 +229,18 @@ pub fn markdown(ctx: &Context, rows: &[Row]) -> String {
             cell(r.stats_of(PEER)),
         );
     }
-    let _ = writeln!(m, "\n## The storage limit\n\n| measure | unit | value |\n|---|---|---|");
+    let _ = writeln!(
+        m,
+        "\n## The storage limit\n\n| measure | unit | value |\n|---|---|---|"
+    );
     for r in rows.iter().filter(|r| r.samples.contains_key("disk")) {
-        let _ = writeln!(m, "| {} | {} | {} |", r.label, r.unit, cell(r.stats_of("disk")));
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} |",
+            r.label,
+            r.unit,
+            cell(r.stats_of("disk"))
+        );
     }
     let limit = rows
         .iter()
@@ -355,9 +372,15 @@ pub fn machine() -> Vec<(String, String)> {
         v("memory", first_field("/proc/meminfo", "MemTotal")),
         v(
             "storage (/var/tmp)",
-            capture("findmnt", &["-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", "/var/tmp"]),
+            capture(
+                "findmnt",
+                &["-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", "/var/tmp"],
+            ),
         ),
-        v("postfix", capture("/usr/sbin/postconf", &["-d", "-h", "mail_version"])),
+        v(
+            "postfix",
+            capture("/usr/sbin/postconf", &["-d", "-h", "mail_version"]),
+        ),
         v("rustc", capture("rustc", &["--version"])),
     ]
 }
@@ -372,7 +395,11 @@ fn ok(cmd: &mut Command) -> bool {
 /// Stops and disables the host's Postfix service (the bench only runs Postfix in sandboxes).
 pub fn stop_host_postfix() {
     let quiet = |c: &mut Command| {
-        let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null()).status();
+        let _ = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .status();
     };
     quiet(Command::new("systemctl").args(["disable", "--now", "postfix"]));
     quiet(Command::new("service").args(["postfix", "stop"]));
@@ -382,8 +409,7 @@ pub fn stop_host_postfix() {
 /// Installs Postfix ("No configuration") and strace when missing.
 fn ensure_tools() -> Result<(), String> {
     let mut missing = Vec::new();
-    if !Path::new("/usr/sbin/smtp-source").is_file() || !Path::new("/usr/sbin/postfix").is_file()
-    {
+    if !Path::new("/usr/sbin/smtp-source").is_file() || !Path::new("/usr/sbin/postfix").is_file() {
         missing.push("postfix");
     }
     if !crate::test::have_command("strace") {
@@ -439,17 +465,35 @@ fn bench(root: &Path, args: &[String]) -> Result<(), String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    if !ok(Command::new(cargo())
-        .current_dir(root)
-        .args(["build", "--release", "--workspace", "--bins"]))
-    {
-        return Err("cargo build --release failed".into());
-    }
+    let bin_dir = match &o.bin_dir {
+        Some(d) => d.clone(),
+        None => {
+            if !ok(Command::new(cargo()).current_dir(root).args([
+                "build",
+                "--release",
+                "--workspace",
+                "--bins",
+            ])) {
+                return Err("cargo build --release failed".into());
+            }
+            target.join("release")
+        }
+    };
     let rounds = o.rounds.unwrap_or(if o.quick { 1 } else { 3 });
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
-        .args(["bench", "-p", "qmail-tests", "--bench", "queue", "--"])
-        .env("QMAIL_BIN_DIR", target.join("release"))
+        // The driver is built without optimisation (it only waits and counts): no LTO rebuild.
+        .args([
+            "bench",
+            "--profile",
+            "dev",
+            "-p",
+            "qmail-tests",
+            "--bench",
+            "queue",
+            "--",
+        ])
+        .env("QMAIL_BIN_DIR", &bin_dir)
         .env("QMAIL_BENCH_ROUNDS", rounds.to_string())
         .stdout(Stdio::piped());
     if o.quick {
@@ -491,14 +535,18 @@ fn bench(root: &Path, args: &[String]) -> Result<(), String> {
             root.join("doc")
         }
     });
-    std::fs::create_dir_all(&out).map_err(|e| format!("unable to create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("unable to create {}: {e}", out.display()))?;
     let md = markdown(&ctx, &rows);
     for (name, data) in [("bench.md", md.clone()), ("bench.json", json(&ctx, &rows))] {
         let p = out.join(name);
         std::fs::write(&p, data).map_err(|e| format!("unable to write {}: {e}", p.display()))?;
     }
     println!("{md}");
-    eprintln!("xtask bench: wrote {}/bench.md and bench.json", out.display());
+    eprintln!(
+        "xtask bench: wrote {}/bench.md and bench.json",
+        out.display()
+    );
     Ok(())
 }
 
@@ -512,16 +560,33 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let o = parse_args(&s(&["--quick", "--rounds", "5", "--out", "/o"])).unwrap();
+        let o = parse_args(&s(&[
+            "--quick",
+            "--rounds",
+            "5",
+            "--out",
+            "/o",
+            "--bin-dir",
+            "/b",
+        ]))
+        .unwrap();
         assert_eq!(
             o,
             BenchOptions {
                 quick: true,
                 rounds: Some(5),
-                out: Some("/o".into())
+                out: Some("/o".into()),
+                bin_dir: Some("/b".into()),
             }
         );
-        let bad: &[&[&str]] = &[&["--rounds"], &["--rounds", "x"], &["--rounds", "0"], &["--out"], &["-x"]];
+        let bad: &[&[&str]] = &[
+            &["--rounds"],
+            &["--rounds", "x"],
+            &["--rounds", "0"],
+            &["--out"],
+            &["--bin-dir"],
+            &["-x"],
+        ];
         for b in bad {
             assert!(parse_args(&s(b)).is_err(), "{b:?}");
         }
@@ -529,7 +594,8 @@ mod tests {
 
     #[test]
     fn medians() {
-        let cases: &[(&[f64], Option<(f64, f64, f64)>)] = &[
+        type Case<'a> = (&'a [f64], Option<(f64, f64, f64)>);
+        let cases: &[Case] = &[
             (&[], None),
             (&[2.0], Some((2.0, 2.0, 2.0))),
             (&[3.0, 1.0, 2.0], Some((2.0, 1.0, 3.0))),
@@ -574,8 +640,14 @@ mod tests {
             rounds: 3,
         };
         let md = markdown(&ctx, &rows);
-        assert!(md.contains("| Rate | msg/s | high | 20.0 (10.0-30.0) | 5.00 | 4.00 | yes |"), "{md}");
-        assert!(md.contains("| Time | s | low | 4.00 | 2.00 | 2.00 | **no** |"), "{md}");
+        assert!(
+            md.contains("| Rate | msg/s | high | 20.0 (10.0-30.0) | 5.00 | 4.00 | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Time | s | low | 4.00 | 2.00 | 2.00 | **no** |"),
+            "{md}"
+        );
         assert!(md.contains("| Disk | fsync/s | 900 |"), "{md}");
         let j = json(&ctx, &rows);
         assert!(j.contains("\"cpu\": \"x \\\"y\\\"\""), "{j}");
@@ -590,7 +662,12 @@ mod tests {
 
     #[test]
     fn json_strings() {
-        let cases = [("a", "\"a\""), ("\"", "\"\\\"\""), ("\\", "\"\\\\\""), ("\n", "\"\\u000a\"")];
+        let cases = [
+            ("a", "\"a\""),
+            ("\"", "\"\\\"\""),
+            ("\\", "\"\\\\\""),
+            ("\n", "\"\\u000a\""),
+        ];
         for (input, want) in cases {
             assert_eq!(json_str(input), want);
         }

@@ -109,7 +109,7 @@ const USAGE: &str =
                       [--passwd-file FILE --group-file FILE [--first-id N]]
        cargo xtask test
        cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]
-       cargo xtask bench [--quick] [--rounds N] [--out DIR]
+       cargo xtask bench [--quick] [--rounds N] [--out DIR] [--bin-dir DIR]
        cargo xtask tidy";
 
 /// Runs one subcommand; returns the process exit code.

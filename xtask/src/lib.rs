@@ -275,6 +275,10 @@ fn cmd_up(o: &Options) -> Result<i32, String> {
         ..o.clone()
     };
     cmd_install(&opts, install::Ownership::Set)?;
+    // qmail's `make check` (instcheck): the tree must match hier before anything starts.
+    if cmd_check(&opts)? != 0 {
+        return Err("the installed tree deviates from the hier table (see above)".into());
+    }
     up::configure(&up::Plan {
         home: home(&opts),
         tree: root,

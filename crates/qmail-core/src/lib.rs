@@ -19,4 +19,5 @@ pub mod queue;
 pub mod quote;
 pub mod sgetopt;
 pub mod tai64n;
+pub mod timeoutio;
 pub mod trigger;

@@ -1,13 +1,14 @@
-//! Reads and writes on the client's descriptors with qmail's per-call deadline (qmail's
-//! `timeoutread.c` / `timeoutwrite.c`): wait up to the timeout for the descriptor to become
-//! ready, then do one read or write. A timeout is reported as `ErrorKind::TimedOut`.
+//! Reads and writes with qmail's per-call deadline (`timeoutread.c` / `timeoutwrite.c`), for the
+//! servers that talk to a client on fds 0 and 1 (qmail-smtpd, qmail-popup, qmail-pop3d): wait up
+//! to the timeout for the descriptor to become ready, then do one read or write. A timeout is
+//! reported as `ErrorKind::TimedOut`, which ends the session.
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
-/// One end of the client connection with a timeout on every call.
+/// One descriptor with a timeout on every call.
 #[derive(Debug)]
 pub struct Timed {
     file: File,

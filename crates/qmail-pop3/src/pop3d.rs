@@ -304,8 +304,8 @@ pub fn run(args: &[std::ffi::OsString]) -> i32 {
     let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
         return 0;
     };
-    let mut r = io::BufReader::new(crate::io::Timed::new(fd0, crate::io::TIMEOUT));
-    let mut w = io::BufWriter::new(crate::io::Timed::new(fd1, crate::io::TIMEOUT));
+    let mut r = io::BufReader::new(qmail_core::timeoutio::Timed::new(fd0, crate::TIMEOUT));
+    let mut w = io::BufWriter::new(qmail_core::timeoutio::Timed::new(fd1, crate::TIMEOUT));
     let Some(dir) = args.get(1) else {
         let _ = reply_err(&mut w, err::NOMAILDIR);
         return 0;

@@ -245,8 +245,8 @@ pub fn run(args: &[OsString]) -> i32 {
     let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
         return EXIT;
     };
-    let mut r = io::BufReader::new(crate::io::Timed::new(fd0, crate::io::TIMEOUT));
-    let mut w = io::BufWriter::new(crate::io::Timed::new(fd1, crate::io::TIMEOUT));
+    let mut r = io::BufReader::new(qmail_core::timeoutio::Timed::new(fd0, crate::TIMEOUT));
+    let mut w = io::BufWriter::new(qmail_core::timeoutio::Timed::new(fd1, crate::TIMEOUT));
     if args.len() < 3 {
         let _ = reply_err(&mut w, err::USAGE);
         return EXIT;

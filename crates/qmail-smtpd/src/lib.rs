@@ -22,7 +22,6 @@
 #![deny(missing_docs)]
 
 pub mod config;
-pub mod io;
 pub mod ipme;
 pub mod netin;
 pub mod policy;
@@ -56,12 +55,12 @@ pub fn run() -> i32 {
     let (config, ipme) = match loaded {
         Ok(v) => v,
         Err(message) => {
-            let _ = io::Timed::new(fd1, 1200).write_all(message);
+            let _ = qmail_core::timeoutio::Timed::new(fd1, 1200).write_all(message);
             return EXIT_DISCONNECT;
         }
     };
-    let input = io::Timed::new(fd0, config.timeout);
-    let output = io::Timed::new(fd1, config.timeout);
+    let input = qmail_core::timeoutio::Timed::new(fd0, config.timeout);
+    let output = qmail_core::timeoutio::Timed::new(fd1, config.timeout);
     let server = server::Server {
         config: &config,
         client: &client,

@@ -1,9 +1,10 @@
 //! The measurements: smtp-source runs, sendmail injection, remote delivery to smtp-sink, the
-//! disk's fsync limit, fsync counts by strace and peak RSS; plus the parsers of `strace -c`'s table
+//! disk's fsync limit, fsync counts by strace and peak RSS; plus the parsers of strace's lines
 //! and smtp-sink's counter (untrusted only in the sense that it is another
 //! program's output: unknown lines are skipped).
 
 use crate::mta::Mta;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
@@ -230,24 +231,34 @@ pub const SYNC_CALLS: &[&str] = &[
     "msync",
 ];
 
-/// Sum of the `calls` column of `strace -c` for the sync family.
-pub fn parse_strace_c(table: &str) -> u64 {
-    table
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let name = *w.last()?;
-            if w.len() < 5 || !SYNC_CALLS.contains(&name) {
-                return None;
-            }
-            w.get(3)?.parse::<u64>().ok()
-        })
-        .sum()
+/// Sync calls by program, from `strace -f -Y` lines (`PID<comm> fsync(3) = 0`); the second half
+/// of a call strace had to split (`<... fsync resumed>`) is not counted again.
+pub fn parse_strace(text: &str) -> BTreeMap<String, u64> {
+    let mut by = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(who), Some(call)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(comm) = who
+            .split_once('<')
+            .and_then(|(pid, rest)| pid.parse::<u32>().ok().and(rest.strip_suffix('>')))
+        else {
+            continue;
+        };
+        let Some((name, _)) = call.split_once('(') else {
+            continue;
+        };
+        if SYNC_CALLS.contains(&name) {
+            *by.entry(comm.to_string()).or_insert(0) += 1;
+        }
+    }
+    by
 }
 
 /// Sync calls the whole MTA makes while `n` messages of 2 KiB go SMTP in -> Maildir (one
-/// session), by `strace -f -c` attached to every process of its sandbox.
-pub fn fsyncs_per_message(mta: &Mta, n: usize) -> f64 {
+/// session), by `strace -f -Y` attached to every process of its sandbox: per program, per message.
+pub fn fsyncs_per_message(mta: &Mta, n: usize) -> BTreeMap<String, f64> {
     let out = format!(
         "/tmp/qmail-bench-strace.{}.{}",
         std::process::id(),
@@ -256,7 +267,8 @@ pub fn fsyncs_per_message(mta: &Mta, n: usize) -> f64 {
     let mut cmd = std::process::Command::new("strace");
     cmd.args([
         "-f",
-        "-c",
+        "-Y",
+        "-qq",
         "-o",
         &out,
         "-e",
@@ -279,9 +291,12 @@ pub fn fsyncs_per_message(mta: &Mta, n: usize) -> f64 {
         .args(["-INT", &strace.id().to_string()])
         .status();
     let _ = strace.wait();
-    let table = std::fs::read_to_string(&out).unwrap_or_default();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
-    parse_strace_c(&table) as f64 / n as f64
+    parse_strace(&text)
+        .into_iter()
+        .map(|(comm, c)| (comm, c as f64 / n as f64))
+        .collect()
 }
 
 /// Samples the peak RSS (kB) of processes named `comm` every 20 ms while `run` runs.
@@ -306,24 +321,22 @@ pub fn peak_rss_during<T>(mta: &Mta, comm: &str, run: impl FnOnce() -> T) -> (T,
 /// Checks of the parsers, run by `queue --self-test` (a harness = false
 /// bench target has no libtest).
 pub fn self_test() {
-    let table = "% time     seconds  usecs/call     calls    errors syscall\n\
------- ----------- ----------- --------- --------- ----------------\n\
- 90.00    0.009000          90       100           fsync\n\
- 10.00    0.001000          10        20         1 fdatasync\n\
-  0.00    0.000000           0         3           write\n\
------- ----------- ----------- --------- --------- ----------------\n\
-100.00    0.010000          80       123         1 total\n";
-    let cases: &[(&str, u64)] = &[
-        (table, 120),
-        ("", 0),
-        ("garbage\n", 0),
-        ("a b c x e fsync", 0),
-    ];
-    for (input, want) in cases {
-        assert_eq!(parse_strace_c(input), *want, "{input:?}");
-    }
-    for cut in 0..table.len() {
-        let _ = parse_strace_c(&table[..cut]);
+    let text = "101<qmail-queue> fsync(4)              = 0\n\
+102<qmail-send> fsync(7 <unfinished ...>\n\
+101<qmail-queue> fdatasync(5) = 0\n\
+102<qmail-send> <... fsync resumed>)     = 0\n\
+103<cleanup> fsync(12</var/spool/x>) = 0\n\
+104<local> write(1, \"x\", 1) = 1\n\
+garbage\n\
+x<y> fsync(1) = 0\n";
+    let got = parse_strace(text);
+    let want: BTreeMap<String, u64> = [("qmail-queue", 2), ("qmail-send", 1), ("cleanup", 1)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    assert_eq!(got, want);
+    for cut in 0..text.len() {
+        let _ = parse_strace(&text[..cut]);
     }
     let cases: &[(&[u8], u64)] = &[
         (b"", 0),

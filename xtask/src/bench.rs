@@ -190,6 +190,25 @@ pub struct Context {
     pub rounds: usize,
 }
 
+/// How the two MTAs are set up (tests/bench/mta.rs), for the report.
+pub const SETUP: &str = "\
+- qmail-rs: the release programs installed by xtask's hier; qmail-send (started by /var/qmail/rc
+  under daemontools) with `./Maildir/` and default concurrencies (local 10, remote 20);
+  qmail-smtpd under tcpserver (`-c 120`, no DNS lookups), RELAYCLIENT for 127.*.
+- Postfix: Debian's package, main.cf written in the sandbox: `home_mailbox = Maildir/`,
+  mydestination test.example, loopback only, chroot off, no peer name lookups, everything else
+  default (100 processes per service, local and smtp concurrency 20).
+- Load: Postfix's smtp-source (1, 20, 100 parallel sessions, one message per connection), Python
+  driving 10 concurrent `sendmail -f` as an ordinary user, Postfix's smtp-sink on 127.0.0.2:25 as
+  the remote peer (its counter is checked; no bounces allowed), 20 concurrent qmail-queue
+  injectors for the todo/ backlog row (ours only).
+- Storage: both queues and the maildirs live on the host disk below /var/tmp (bound into the
+  sandboxes); the disk limit is measured there too.
+- fsyncs: one extra round of SMTP in -> Maildir under `strace -f -Y` attached to every process of
+  the MTA. RSS: VmHWM from /proc, sampled every 20 ms (SMTP server) or read after the large queue
+  was injected towards 127.0.0.3, where nothing listens (queue manager).
+";
+
 /// The Markdown report.
 pub fn markdown(ctx: &Context, rows: &[Row]) -> String {
     let mut m = String::new();
@@ -204,6 +223,7 @@ pub fn markdown(ctx: &Context, rows: &[Row]) -> String {
         ctx.date,
         ctx.rounds
     );
+    let _ = writeln!(m, "## Setup\n\n{SETUP}");
     let _ = writeln!(m, "## Machine\n");
     for (k, v) in &ctx.machine {
         let _ = writeln!(m, "- {k}: {v}");
@@ -466,7 +486,9 @@ fn bench(root: &Path, args: &[String]) -> Result<(), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bin_dir = match &o.bin_dir {
-        Some(d) => d.clone(),
+        Some(d) => d
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", d.display()))?,
         None => {
             if !ok(Command::new(cargo()).current_dir(root).args([
                 "build",

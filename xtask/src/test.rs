@@ -208,6 +208,24 @@ pub fn run(root: &Path) -> i32 {
         ));
         ok &= passed;
     }
+    if ok && is_root {
+        // A smoke run of the benchmark (one round, small counts, debug programs): it must run
+        // to the end; its numbers are not judged.
+        let t = Instant::now();
+        let args = [
+            "--quick".to_string(),
+            "--bin-dir".to_string(),
+            bin_dir.to_string_lossy().into_owned(),
+        ];
+        let benched = crate::bench::run(root, &args) == 0;
+        summary.push(format!(
+            "{:<40} {} ({:.0?})",
+            "bench --quick (smoke)",
+            if benched { "ok" } else { "FAILED" },
+            t.elapsed()
+        ));
+        ok &= benched;
+    }
     eprintln!("\n==== xtask test summary ====");
     for line in &summary {
         eprintln!("{line}");

@@ -197,7 +197,8 @@ pub const SETUP: &str = "\
   qmail-smtpd under tcpserver (`-c 120`, no DNS lookups), RELAYCLIENT for 127.*.
 - Postfix: Debian's package, main.cf written in the sandbox: `home_mailbox = Maildir/`,
   mydestination test.example, loopback only, chroot off, no peer name lookups, everything else
-  default (100 processes per service, local and smtp concurrency 20).
+  default (100 processes per service, local delivery 2 in parallel per recipient, smtp 20 per
+  destination).
 - Load: Postfix's smtp-source (1, 20, 100 parallel sessions, one message per connection), Python
   driving 10 concurrent `sendmail -f` as an ordinary user, Postfix's smtp-sink on 127.0.0.2:25 as
   the remote peer (its counter is checked; no bounces allowed), 20 concurrent qmail-queue

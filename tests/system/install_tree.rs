@@ -119,6 +119,7 @@ const PROGRAMS_0755: &[&str] = &[
     "qail",
     "elq",
     "pinq",
+    "checkpassword",
 ];
 const SCRIPTS: &[&str] = &["qmail-qstat", "datemail", "mailsubj", "elq", "pinq", "qail"];
 const BOOT: &[&str] = &[

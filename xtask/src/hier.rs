@@ -118,6 +118,9 @@ pub const PUBLIC: &[&str] = &[
     "qail",
     "elq",
     "pinq",
+    // Not one of qmail's: Debian packages no checkpassword, so qmail-rs ships its own for
+    // qmail-popup (crates/qmail-checkpassword).
+    "checkpassword",
 ];
 
 /// Programs that are shell scripts, kept in this folder of the source tree.
@@ -330,6 +333,7 @@ mod tests {
             ("bin/qmail-popup", "root", 0o711),
             ("bin/qmail-pop3d", "root", 0o755),
             ("bin/pinq", "root", 0o755),
+            ("bin/checkpassword", "root", 0o755),
         ];
         for (path, owner, mode) in cases {
             let e = find(&h, path);
@@ -360,7 +364,8 @@ mod tests {
             }
             assert!(seen.insert(e.path.clone()), "{} twice", e.path);
         }
-        assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 44);
+        // qmail's 44 programs and our checkpassword.
+        assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 45);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("safecat", "safecat"),
     ("bsd-mailx", "bsd-mailx"),
     ("mkfs.ext4", "e2fsprogs"),
+    ("getmail", "getmail6"),
 ];
 
 /// True if `name` is an executable in one of the system's binary directories.

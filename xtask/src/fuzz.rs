@@ -126,9 +126,12 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
+    /// Arguments, then the expected seconds, seed and targets.
+    type Case<'a> = (&'a [&'a str], u64, Option<u64>, &'a [&'a str]);
+
     #[test]
     fn arguments() {
-        let ok: &[(&[&str], u64, Option<u64>, &[&str])] = &[
+        let ok: &[Case] = &[
             (&[], DEFAULT_SECONDS, None, &[]),
             (&["--seconds", "5"], 5, None, &[]),
             (

@@ -109,10 +109,19 @@ fn xtask_up_then_qmailctl() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert!(text(&out.stderr).contains("qmail is up"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("qmail is up"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // What up wrote.
-    let control = |name: &str| text(&sb.read(&format!("/var/qmail/control/{name}")).unwrap_or_default());
+    let control = |name: &str| {
+        text(
+            &sb.read(&format!("/var/qmail/control/{name}"))
+                .unwrap_or_default(),
+        )
+    };
     assert_eq!(control("me"), format!("{HOST}\n"));
     assert_eq!(control("locals"), format!("{HOST}\n"));
     assert_eq!(control("rcpthosts"), format!("{HOST}\n"));
@@ -128,12 +137,24 @@ fn xtask_up_then_qmailctl() {
     let resolved = sb.sh_ok("readlink -f /usr/lib/sendmail");
     assert_eq!(text(&resolved.stdout).trim(), "/var/qmail/bin/sendmail");
     assert_eq!(link(&sb, "/usr/bin/qmailctl"), "/var/qmail/bin/qmailctl");
-    assert_eq!(link(&sb, "/var/lib/qmail/bin/qmail-queue"), "/var/qmail/bin/qmail-queue");
+    assert_eq!(
+        link(&sb, "/var/lib/qmail/bin/qmail-queue"),
+        "/var/qmail/bin/qmail-queue"
+    );
     assert_eq!(link(&sb, "/var/lib/qmail/control"), "/var/qmail/control");
-    assert_eq!(link(&sb, "/service/qmail-send"), "/var/qmail/supervise/qmail-send");
-    assert_eq!(link(&sb, "/service/qmail-smtpd"), "/var/qmail/supervise/qmail-smtpd");
+    assert_eq!(
+        link(&sb, "/service/qmail-send"),
+        "/var/qmail/supervise/qmail-send"
+    );
+    assert_eq!(
+        link(&sb, "/service/qmail-smtpd"),
+        "/var/qmail/supervise/qmail-smtpd"
+    );
     assert!(sb.exists("/etc/tcp.smtp.cdb"));
-    assert!(!sb.exists("/service/qmail-pop3d"), "pop3d is the admin's choice");
+    assert!(
+        !sb.exists("/service/qmail-pop3d"),
+        "pop3d is the admin's choice"
+    );
     assert!(sb.exists("/var/qmail/supervise/qmail-pop3d/run"));
 
     // Four services up for more than a second.
@@ -145,17 +166,37 @@ fn xtask_up_then_qmailctl() {
 
     // Local mail through /usr/sbin/sendmail, SMTP mail, alias mail.
     for user in ["alice", "bob"] {
-        let out = sb.run_as(user, "/var/qmail/bin/maildirmake", &[&format!("/home/{user}/Maildir")]);
+        let out = sb.run_as(
+            user,
+            "/var/qmail/bin/maildirmake",
+            &[&format!("/home/{user}/Maildir")],
+        );
         assert!(out.status.success(), "maildirmake {user}: {out:?}");
     }
     sendmail(&sb, &format!("alice@{HOST}"), "local-1");
-    assert!(wait_token(&sb, "alice", "local-1"), "sendmail mail did not arrive; log:\n{}", sb.log());
+    assert!(
+        wait_token(&sb, "alice", "local-1"),
+        "sendmail mail did not arrive; log:\n{}",
+        sb.log()
+    );
     assert!(sb.exists("/home/alice/Maildir/new"));
     let out = smtp(&sb, &format!("alice@{HOST}"), "smtp-1");
-    assert!(out.status.success(), "smtp: {out:?}\nsmtpd log:\n{}", sb.smtpd_log());
-    assert!(wait_token(&sb, "alice", "smtp-1"), "smtp mail did not arrive; log:\n{}", sb.log());
+    assert!(
+        out.status.success(),
+        "smtp: {out:?}\nsmtpd log:\n{}",
+        sb.smtpd_log()
+    );
+    assert!(
+        wait_token(&sb, "alice", "smtp-1"),
+        "smtp mail did not arrive; log:\n{}",
+        sb.log()
+    );
     sendmail(&sb, &format!("postmaster@{HOST}"), "alias-1");
-    assert!(wait_token(&sb, "alias", "alias-1"), "postmaster mail did not arrive; log:\n{}", sb.log());
+    assert!(
+        wait_token(&sb, "alias", "alias-1"),
+        "postmaster mail did not arrive; log:\n{}",
+        sb.log()
+    );
 
     // reload: qmail-send rereads locals (a new local domain delivers here without a restart).
     sb.write_control("locals", &format!("{HOST}\nnew.example\n"));
@@ -163,7 +204,11 @@ fn xtask_up_then_qmailctl() {
     assert!(ok, "{said}");
     std::thread::sleep(Duration::from_millis(500));
     sendmail(&sb, "alice@new.example", "after-reload");
-    assert!(wait_token(&sb, "alice", "after-reload"), "locals not reread; log:\n{}", sb.log());
+    assert!(
+        wait_token(&sb, "alice", "after-reload"),
+        "locals not reread; log:\n{}",
+        sb.log()
+    );
 
     // stop: no listener, qmail-send down; start: both back.
     let (ok, said) = qmailctl(&sb, "stop");
@@ -173,14 +218,29 @@ fn xtask_up_then_qmailctl() {
         stat.contains("qmail-send: down") && stat.contains("qmail-smtpd: down")
     });
     assert!(down, "after stop:\n{}", qmailctl(&sb, "stat").1);
-    assert!(!smtp(&sb, &format!("alice@{HOST}"), "refused").status.success(), "smtp while stopped");
+    assert!(
+        !smtp(&sb, &format!("alice@{HOST}"), "refused")
+            .status
+            .success(),
+        "smtp while stopped"
+    );
     sendmail(&sb, &format!("alice@{HOST}"), "queued-while-down");
     std::thread::sleep(Duration::from_secs(1));
-    assert!(!tokens(&sb, "alice").contains(&"queued-while-down".to_string()), "delivered while down");
+    assert!(
+        !tokens(&sb, "alice").contains(&"queued-while-down".to_string()),
+        "delivered while down"
+    );
     let (ok, said) = qmailctl(&sb, "start");
     assert!(ok, "{said}");
-    assert!(wait_token(&sb, "alice", "queued-while-down"), "queued mail not delivered after start");
-    let listening = sb.wait_until(Duration::from_secs(15), || smtp(&sb, &format!("alice@{HOST}"), "smtp-2").status.success());
+    assert!(
+        wait_token(&sb, "alice", "queued-while-down"),
+        "queued mail not delivered after start"
+    );
+    let listening = sb.wait_until(Duration::from_secs(15), || {
+        smtp(&sb, &format!("alice@{HOST}"), "smtp-2")
+            .status
+            .success()
+    });
     assert!(listening, "smtpd not back after start");
     assert!(wait_token(&sb, "alice", "smtp-2"));
 
@@ -190,8 +250,17 @@ fn xtask_up_then_qmailctl() {
     assert!(ok, "{said}");
     std::thread::sleep(Duration::from_millis(500));
     let pid_after = text(&sb.run("svstat", &["/service/qmail-send"]).stdout);
-    let pid = |s: &str| s.split("(pid ").nth(1).and_then(|r| r.split(')').next()).map(str::to_string);
-    assert_eq!(pid(&pid_before), pid(&pid_after), "qmail-send restarted by doqueue");
+    let pid = |s: &str| {
+        s.split("(pid ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        pid(&pid_before),
+        pid(&pid_after),
+        "qmail-send restarted by doqueue"
+    );
     assert!(pid(&pid_after).is_some(), "{pid_after}");
 
     // A second up is harmless: controls kept, one svscan, services still up.
@@ -206,7 +275,93 @@ fn xtask_up_then_qmailctl() {
 
     // Manual pages.
     let out = sb.sh("MANPAGER=cat MANWIDTH=80 man -M /var/qmail/man qmail-send");
-    assert!(out.status.success() && text(&out.stdout).contains("qmail-send"), "man qmail-send: {out:?}");
+    assert!(
+        out.status.success() && text(&out.stdout).contains("qmail-send"),
+        "man qmail-send: {out:?}"
+    );
     let out = sb.sh("MANPAGER=cat MANWIDTH=80 man -M /var/qmail/man qmailctl");
-    assert!(out.status.success() && text(&out.stdout).contains("doqueue"), "man qmailctl: {out:?}");
+    assert!(
+        out.status.success() && text(&out.stdout).contains("doqueue"),
+        "man qmailctl: {out:?}"
+    );
+}
+
+/// Runs a boot/ script of the source tree inside the sandbox, `QMAIL` replaced by /var/qmail,
+/// with the host name set to `hostname` in a private UTS namespace.
+fn boot_script(sb: &Sandbox, script: &str, hostname: &str, args: &str) -> std::process::Output {
+    let src = qmail_testkit::sandbox::workspace_root()
+        .join("boot")
+        .join(script);
+    sb.sh(&format!(
+        "sed 's,QMAIL,/var/qmail,g' {} > /tmp/{script} && \
+         unshare --uts sh -c 'hostname {hostname} && sh /tmp/{script} {args}'",
+        src.display()
+    ))
+}
+
+#[test]
+fn config_and_config_fast() {
+    let Some(sb) = qmail_testkit::sandbox!("config_and_config_fast") else {
+        return;
+    };
+    let control = |name: &str| {
+        text(
+            &sb.read(&format!("/var/qmail/control/{name}"))
+                .unwrap_or_default(),
+        )
+    };
+
+    // config-fast: no DNS; defaultdomain drops the first label, plusdomain keeps the last two.
+    let table: &[(&str, &str, &str)] = &[
+        ("mail.dept.example.org", "dept.example.org", "example.org"),
+        ("mail.example.org", "example.org", "example.org"),
+        ("host.example", "host.example", "host.example"),
+    ];
+    for (fqdn, defaultdomain, plusdomain) in table {
+        sb.sh_ok("rm -f /var/qmail/control/*");
+        let out = boot_script(&sb, "config-fast", "ignored", fqdn);
+        assert!(out.status.success(), "config-fast {fqdn}: {out:?}");
+        assert_eq!(control("me"), format!("{fqdn}\n"));
+        assert_eq!(
+            control("defaultdomain"),
+            format!("{defaultdomain}\n"),
+            "{fqdn}"
+        );
+        assert_eq!(control("plusdomain"), format!("{plusdomain}\n"), "{fqdn}");
+        assert_eq!(control("locals"), format!("{fqdn}\n"));
+        assert_eq!(control("rcpthosts"), format!("{fqdn}\n"));
+    }
+    assert!(
+        !boot_script(&sb, "config-fast", "x", "").status.success(),
+        "config-fast without fqdn"
+    );
+
+    // config: the canonical name from the resolver (/etc/hosts here), locals from the names of
+    // the host's addresses, rcpthosts = locals.
+    sb.sh_ok("rm -f /var/qmail/control/*");
+    sb.write_file(
+        "/etc/hosts",
+        b"127.0.0.1 localhost\n127.0.1.1 mail.test.example mail\n",
+        "root",
+        0o644,
+    );
+    let out = boot_script(&sb, "config", "mail", "");
+    assert!(out.status.success(), "config: {out:?}");
+    assert_eq!(control("me"), "mail.test.example\n");
+    assert_eq!(control("defaultdomain"), "test.example\n");
+    let locals = control("locals");
+    assert!(locals.lines().any(|l| l == "mail.test.example"), "{locals}");
+    assert!(locals.lines().any(|l| l == "localhost"), "{locals}");
+    assert_eq!(control("rcpthosts"), locals);
+
+    // config with no qualified name writes nothing and says to use config-fast.
+    sb.sh_ok("rm -f /var/qmail/control/*");
+    sb.write_file("/etc/hosts", b"127.0.0.1 localhost\n", "root", 0o644);
+    let out = boot_script(&sb, "config", "nodots", "");
+    assert!(
+        !out.status.success(),
+        "config without a qualified name: {out:?}"
+    );
+    assert!(text(&out.stderr).contains("config-fast"), "{out:?}");
+    assert!(!sb.exists("/var/qmail/control/me"));
 }

@@ -540,7 +540,8 @@ mod tests {
 
     #[test]
     fn svstat_lines() {
-        let table: &[(&str, Vec<(&str, Option<u64>)>)] = &[
+        type Case<'a> = (&'a str, Vec<(&'a str, Option<u64>)>);
+        let table: &[Case] = &[
             (
                 "/service/qmail-send: up (pid 12) 5 seconds\n",
                 vec![("/service/qmail-send", Some(5))],

@@ -226,12 +226,27 @@ fn smtpd_real_clients_and_received_line() {
         text(&curl.stderr)
     );
 
+    // Python's smtplib (the testkit's client: EHLO with its own fully qualified name).
+    let out = sb.smtp_send(
+        &format!("alice@{DOMAIN}"),
+        &[&format!("bob@{DOMAIN}")],
+        b"X-Token: smtplib\r\n\r\nfrom smtplib\r\n",
+    );
+    assert!(out.status.success(), "smtplib: {}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "refused: {}\n");
     assert!(
         sb.wait_queue_empty(Duration::from_secs(30)),
         "log:\n{}",
         sb.log()
     );
     let bob = format!("bob@{DOMAIN}");
+    let m = text(&delivered(&sb, "bob", "smtplib").expect("smtplib message delivered"));
+    assert!(
+        m.contains("\nReceived: from unknown (HELO ")
+            && m.contains(") (127.0.0.1)\n  by test.example with SMTP; "),
+        "{m}"
+    );
+    assert!(m.ends_with("\nX-Token: smtplib\n\nfrom smtplib\n"), "{m}");
     let m = delivered(&sb, "bob", "pipeline").expect("pipelined message delivered");
     let rest = check_trace(&m, &bob, "127.0.0.1", "client.example");
     assert_eq!(
@@ -252,7 +267,7 @@ fn smtpd_real_clients_and_received_line() {
         text(&rest),
         format!("From: alice@{DOMAIN}\nX-Token: curl\n\nfrom curl\n")
     );
-    assert_eq!(sb.maildir_messages("bob").len(), 3);
+    assert_eq!(sb.maildir_messages("bob").len(), 4);
     // tcpserver's log line for the connections, through multilog.
     assert!(
         sb.smtpd_log().contains("tcpserver: ok "),

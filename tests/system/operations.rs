@@ -102,6 +102,8 @@ fn xtask_up_then_qmailctl() {
     let Some(sb) = bare_sandbox!("xtask_up_then_qmailctl") else {
         return;
     };
+    // What Debian's fastforward package would already have put in /var/lib/qmail: kept.
+    sb.sh_ok("mkdir -p /var/lib/qmail/bin /var/lib/qmail/alias && echo ff > /var/lib/qmail/bin/fastforward");
     let out = up(&sb);
     assert!(
         out.status.success(),
@@ -142,6 +144,11 @@ fn xtask_up_then_qmailctl() {
         "/var/qmail/bin/qmail-queue"
     );
     assert_eq!(link(&sb, "/var/lib/qmail/control"), "/var/qmail/control");
+    assert_eq!(
+        sb.read("/var/lib/qmail/bin/fastforward").as_deref(),
+        Some(&b"ff\n"[..])
+    );
+    assert!(sb.exists("/var/lib/qmail/alias"));
     assert_eq!(
         link(&sb, "/service/qmail-send"),
         "/var/qmail/supervise/qmail-send"
@@ -217,7 +224,12 @@ fn xtask_up_then_qmailctl() {
         let (_, stat) = qmailctl(&sb, "stat");
         stat.contains("qmail-send: down") && stat.contains("qmail-smtpd: down")
     });
-    assert!(down, "after stop:\n{}", qmailctl(&sb, "stat").1);
+    assert!(
+        down,
+        "after stop:\n{}\nlog:\n{}",
+        qmailctl(&sb, "stat").1,
+        sb.log()
+    );
     assert!(
         !smtp(&sb, &format!("alice@{HOST}"), "refused")
             .status

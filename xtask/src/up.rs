@@ -502,6 +502,20 @@ pub fn parse_svstat(out: &str) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
+/// The pids svstat reports (`up (pid N)`).
+pub fn pids(out: &str) -> Vec<u32> {
+    out.lines()
+        .filter_map(|l| l.split_once("(pid ")?.1.split_once(')')?.0.parse().ok())
+        .collect()
+}
+
+/// True while a service's process is still its shell run script, i.e. has not exec'd its
+/// daemon (a run script that refuses to start sleeps before exiting and looks "up" meanwhile).
+fn still_run_script(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| matches!(c.trim(), "sh" | "dash" | "bash"))
+}
+
 /// The svstat paths of the services and their loggers.
 fn status_paths(service_dir: &Path) -> Vec<PathBuf> {
     SERVICES
@@ -522,6 +536,7 @@ fn wait_up(plan: &Plan) -> Result<(), String> {
         let states = parse_svstat(&text);
         if states.len() == paths.len()
             && states.iter().all(|(_, s)| matches!(s, Some(n) if *n >= 1))
+            && pids(&text).iter().all(|p| !still_run_script(*p))
         {
             print!("{text}");
             say("qmail is up");
@@ -571,6 +586,10 @@ mod tests {
                 want.iter().map(|(n, s)| (n.to_string(), *s)).collect();
             assert_eq!(got, want, "{input:?}");
         }
+        assert_eq!(
+            pids("/s/a: up (pid 12) 5 seconds\n/s/b: down 2 seconds\n/s/c: up (pid 7) 1 seconds\n"),
+            vec![12, 7]
+        );
         let full = "/service/a: up (pid 12) 5 seconds\n";
         for cut in 0..full.len() {
             let _ = parse_svstat(&full[..cut]);

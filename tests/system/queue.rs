@@ -12,14 +12,19 @@ const DOMAIN: &str = "test.example";
 fn start(sb: &Sandbox) {
     sb.write_control("me", &format!("{DOMAIN}\n"));
     for user in ["alice", "bob"] {
-        let out = sb.run_as(user, "/var/qmail/bin/maildirmake", &[&format!("/home/{user}/Maildir")]);
+        let out = sb.run_as(
+            user,
+            "/var/qmail/bin/maildirmake",
+            &[&format!("/home/{user}/Maildir")],
+        );
         assert!(out.status.success(), "maildirmake for {user}: {out:?}");
     }
     sb.start_qmail("./Maildir/");
 }
 
 fn message(token: usize) -> Vec<u8> {
-    format!("From: alice@{DOMAIN}\nSubject: test {token}\nX-Token: {token}\n\nbody of {token}\n").into_bytes()
+    format!("From: alice@{DOMAIN}\nSubject: test {token}\nX-Token: {token}\n\nbody of {token}\n")
+        .into_bytes()
 }
 
 /// Counts the X-Token values found in a user's maildir.
@@ -28,7 +33,9 @@ fn tokens(sb: &Sandbox, user: &str) -> BTreeMap<usize, usize> {
     for m in sb.maildir_messages(user) {
         let text = String::from_utf8_lossy(&m);
         if let Some(t) = text.lines().find_map(|l| l.strip_prefix("X-Token: ")) {
-            *seen.entry(t.trim().parse::<usize>().expect("numeric token")).or_insert(0) += 1;
+            *seen
+                .entry(t.trim().parse::<usize>().expect("numeric token"))
+                .or_insert(0) += 1;
         }
     }
     seen
@@ -45,7 +52,11 @@ fn inject_range(sb: &Sandbox, range: std::ops::Range<usize>) -> Vec<usize> {
     let (uid, gid) = uid_of(sb, "alice");
     let mut ok = Vec::new();
     for n in range {
-        let to = if n % 2 == 0 { format!("alice@{DOMAIN}") } else { format!("bob@{DOMAIN}") };
+        let to = if n % 2 == 0 {
+            format!("alice@{DOMAIN}")
+        } else {
+            format!("bob@{DOMAIN}")
+        };
         let q = sb.inject(&message(n), &format!("alice@{DOMAIN}"), &[&to], uid, gid);
         assert_eq!(q.code, Some(0), "qmail-queue for message {n}: {}", q.stderr);
         ok.push(n);
@@ -63,7 +74,9 @@ fn delivered(sb: &Sandbox) -> BTreeMap<usize, usize> {
 
 #[test]
 fn queue_delivers_1000_messages_once() {
-    let Some(sb) = sandbox!("queue_delivers_1000_messages_once") else { return };
+    let Some(sb) = sandbox!("queue_delivers_1000_messages_once") else {
+        return;
+    };
     start(&sb);
     // Four injectors at once, as a busy host would have.
     let chunks: Vec<_> = (0..4).map(|i| i * 250..(i + 1) * 250).collect();
@@ -73,13 +86,33 @@ fn queue_delivers_1000_messages_once() {
             s.spawn(move || inject_range(sb, c));
         }
     });
-    assert!(sb.wait_queue_empty(Duration::from_secs(300)), "queue did not drain; log:\n{}", full_log(&sb));
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(300)),
+        "queue did not drain; log:\n{}",
+        full_log(&sb)
+    );
     let got = delivered(&sb);
-    assert_eq!(got.len(), 1000, "missing: {:?}", (0..1000).filter(|n| !got.contains_key(n)).collect::<Vec<_>>());
-    assert!(got.values().all(|&v| v == 1), "duplicates: {:?}", got.iter().filter(|(_, &v)| v > 1).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        1000,
+        "missing: {:?}",
+        (0..1000)
+            .filter(|n| !got.contains_key(n))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        got.values().all(|&v| v == 1),
+        "duplicates: {:?}",
+        got.iter().filter(|(_, &v)| v > 1).collect::<Vec<_>>()
+    );
     assert_eq!(tokens(&sb, "alice").len(), 500);
     let log = full_log(&sb);
-    assert_eq!(log.matches(" new msg ").count(), 1000, "log:\n{}", tail(&log, 50));
+    assert_eq!(
+        log.matches(" new msg ").count(),
+        1000,
+        "log:\n{}",
+        tail(&log, 50)
+    );
     assert_eq!(log.matches(" end msg ").count(), 1000);
     assert_eq!(log.matches(": success: did_1+0+0/").count(), 1000);
     // A delivered message carries the Delivered-To and Return-Path lines of qmail-local and the
@@ -89,7 +122,11 @@ fn queue_delivers_1000_messages_once() {
     assert_eq!(lines[0], format!("Return-Path: <alice@{DOMAIN}>"));
     assert_eq!(lines[1], format!("Delivered-To: bob@{DOMAIN}"));
     let uid = uid_of(&sb, "alice").0;
-    assert!(lines[2].starts_with("Received: (qmail ") && lines[2].contains(&format!(" invoked by uid {uid}); ")), "{first}");
+    assert!(
+        lines[2].starts_with("Received: (qmail ")
+            && lines[2].contains(&format!(" invoked by uid {uid}); ")),
+        "{first}"
+    );
 }
 
 /// Replaces the variable parts of a bounce (pids, dates) so it can be compared as text.
@@ -97,7 +134,10 @@ fn normalize(text: &str) -> String {
     text.lines()
         .map(|l| {
             if let Some(rest) = l.strip_prefix("Received: (qmail ") {
-                let how = rest.split_once(" invoked ").and_then(|(_, h)| h.split_once(");")).map_or("", |(h, _)| h);
+                let how = rest
+                    .split_once(" invoked ")
+                    .and_then(|(_, h)| h.split_once(");"))
+                    .map_or("", |(h, _)| h);
                 format!("Received: (qmail PID invoked {how}); DATE")
             } else if l.starts_with("Date: ") {
                 "Date: DATE".to_string()
@@ -111,20 +151,44 @@ fn normalize(text: &str) -> String {
 
 #[test]
 fn queue_bounces_and_double_bounces() {
-    let Some(sb) = sandbox!("queue_bounces_and_double_bounces") else { return };
+    let Some(sb) = sandbox!("queue_bounces_and_double_bounces") else {
+        return;
+    };
     sb.write_control("doublebounceto", "bob\n");
     start(&sb);
     let (uid, gid) = uid_of(&sb, "alice");
     let msg = format!("From: alice@{DOMAIN}\nSubject: test bounce\n\nbody line\n\nsecond para\n");
-    let q = sb.inject(msg.as_bytes(), &format!("alice@{DOMAIN}"), &[&format!("alice-nosuch@{DOMAIN}")], uid, gid);
+    let q = sb.inject(
+        msg.as_bytes(),
+        &format!("alice@{DOMAIN}"),
+        &[&format!("alice-nosuch@{DOMAIN}")],
+        uid,
+        gid,
+    );
     assert_eq!(q.code, Some(0));
     // A bounce of a bounce: the null sender to a missing address goes to doublebounceto.
-    let q = sb.inject(b"Subject: orphan\n\nx\n", "", &[&format!("nosuch@{DOMAIN}")], uid, gid);
+    let q = sb.inject(
+        b"Subject: orphan\n\nx\n",
+        "",
+        &[&format!("nosuch@{DOMAIN}")],
+        uid,
+        gid,
+    );
     assert_eq!(q.code, Some(0));
     // A triple bounce is discarded.
-    let q = sb.inject(b"Subject: triple\n\nx\n", "#@[]", &[&format!("nosuch2@{DOMAIN}")], uid, gid);
+    let q = sb.inject(
+        b"Subject: triple\n\nx\n",
+        "#@[]",
+        &[&format!("nosuch2@{DOMAIN}")],
+        uid,
+        gid,
+    );
     assert_eq!(q.code, Some(0));
-    assert!(sb.wait_queue_empty(Duration::from_secs(60)), "log:\n{}", full_log(&sb));
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(60)),
+        "log:\n{}",
+        full_log(&sb)
+    );
 
     let alice = sb.maildir_messages("alice");
     assert_eq!(alice.len(), 1, "alice should have exactly the bounce");
@@ -158,7 +222,11 @@ second para"
     assert_eq!(normalize(&String::from_utf8_lossy(&alice[0])), want);
 
     let bob = sb.maildir_messages("bob");
-    assert_eq!(bob.len(), 1, "bob (doublebounceto) should have exactly the double bounce");
+    assert_eq!(
+        bob.len(),
+        1,
+        "bob (doublebounceto) should have exactly the double bounce"
+    );
     let text = normalize(&String::from_utf8_lossy(&bob[0]));
     for needle in [
         "Return-Path: <#@[]>\n",
@@ -169,7 +237,10 @@ second para"
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     let log = full_log(&sb);
-    assert!(log.contains("triple bounce: discarding bounce/"), "log:\n{log}");
+    assert!(
+        log.contains("triple bounce: discarding bounce/"),
+        "log:\n{log}"
+    );
     assert_eq!(log.matches(" bounce msg ").count(), 2, "log:\n{log}");
 }
 
@@ -181,28 +252,46 @@ fn service_pid(sb: &Sandbox, service: &str) -> Option<u32> {
 
 #[test]
 fn queue_term_under_load_loses_nothing() {
-    let Some(sb) = sandbox!("queue_term_under_load_loses_nothing") else { return };
+    let Some(sb) = sandbox!("queue_term_under_load_loses_nothing") else {
+        return;
+    };
     start(&sb);
     let injected = std::thread::scope(|s| {
         let injector = s.spawn(|| inject_range(&sb, 0..400));
         std::thread::sleep(Duration::from_millis(700));
         assert!(sb.svc(&["-d", "/service/qmail-send"]).status.success());
         let down = sb.wait_until(Duration::from_secs(60), || {
-            String::from_utf8_lossy(&sb.run("svstat", &["/service/qmail-send"]).stdout).contains(": down")
+            String::from_utf8_lossy(&sb.run("svstat", &["/service/qmail-send"]).stdout)
+                .contains(": down")
         });
-        assert!(down, "qmail-send did not stop on TERM; log:\n{}", full_log(&sb));
+        assert!(
+            down,
+            "qmail-send did not stop on TERM; log:\n{}",
+            full_log(&sb)
+        );
         std::thread::sleep(Duration::from_millis(300));
         assert!(sb.svc(&["-u", "/service/qmail-send"]).status.success());
         injector.join().expect("injector")
     });
     assert_eq!(injected.len(), 400);
-    assert!(sb.wait_queue_empty(Duration::from_secs(300)), "queue did not drain; log:\n{}", full_log(&sb));
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(300)),
+        "queue did not drain; log:\n{}",
+        full_log(&sb)
+    );
     let got = delivered(&sb);
     let missing: Vec<_> = injected.iter().filter(|n| !got.contains_key(n)).collect();
     assert!(missing.is_empty(), "lost after TERM: {missing:?}");
     let dups = got.values().filter(|&&v| v > 1).count();
-    assert_eq!(dups, 0, "a clean TERM waits for deliveries in progress, so nothing is delivered twice");
-    assert!(full_log(&sb).contains("status: exiting"), "log:\n{}", full_log(&sb));
+    assert_eq!(
+        dups, 0,
+        "a clean TERM waits for deliveries in progress, so nothing is delivered twice"
+    );
+    assert!(
+        full_log(&sb).contains("status: exiting"),
+        "log:\n{}",
+        full_log(&sb)
+    );
 }
 
 /// kill -9 of qmail-send and of qmail-queue at random moments: every message whose qmail-queue
@@ -210,9 +299,14 @@ fn queue_term_under_load_loses_nothing() {
 /// possible in qmail's design (a delivery whose report was lost) and are reported.
 #[test]
 fn queue_survives_kill_9() {
-    let Some(sb) = sandbox!("queue_survives_kill_9") else { return };
+    let Some(sb) = sandbox!("queue_survives_kill_9") else {
+        return;
+    };
     start(&sb);
-    let trials: usize = std::env::var("QMAIL_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let trials: usize = std::env::var("QMAIL_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let (uid, gid) = uid_of(&sb, "alice");
     let mut accepted = Vec::new();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
@@ -229,7 +323,13 @@ fn queue_survives_kill_9() {
             // Kill qmail-send while it works on a handful of fresh messages.
             for _ in 0..3 {
                 let to = format!("bob@{DOMAIN}");
-                let q = sb.inject(&message(token), &format!("alice@{DOMAIN}"), &[&to], uid, gid);
+                let q = sb.inject(
+                    &message(token),
+                    &format!("alice@{DOMAIN}"),
+                    &[&to],
+                    uid,
+                    gid,
+                );
                 if q.code == Some(0) {
                     accepted.push(token);
                 }
@@ -263,12 +363,24 @@ fn queue_survives_kill_9() {
         }
     }
     // Let supervise bring qmail-send back and the queue drain.
-    assert!(sb.wait_until(Duration::from_secs(30), || service_pid(&sb, "/service/qmail-send").is_some()));
+    assert!(sb.wait_until(Duration::from_secs(30), || service_pid(
+        &sb,
+        "/service/qmail-send"
+    )
+    .is_some()));
     let drained = sb.wait_until(Duration::from_secs(300), || {
-        ["todo", "info", "local", "remote", "intd"].iter().all(|d| sb.queue_files(d).iter().all(|f| f.is_empty()))
-            && ["todo", "info", "local", "remote"].iter().all(|d| sb.queue_files(d).is_empty())
+        ["todo", "info", "local", "remote", "intd"]
+            .iter()
+            .all(|d| sb.queue_files(d).iter().all(|f| f.is_empty()))
+            && ["todo", "info", "local", "remote"]
+                .iter()
+                .all(|d| sb.queue_files(d).is_empty())
     });
-    assert!(drained, "queue did not drain after the crashes; log tail:\n{}", tail(&full_log(&sb), 40));
+    assert!(
+        drained,
+        "queue did not drain after the crashes; log tail:\n{}",
+        tail(&full_log(&sb), 40)
+    );
     let got = delivered(&sb);
     let lost: Vec<_> = accepted.iter().filter(|n| !got.contains_key(n)).collect();
     let dups = got.values().filter(|&&v| v > 1).count();
@@ -279,17 +391,26 @@ fn queue_survives_kill_9() {
         lost.len()
     );
     assert!(lost.is_empty(), "accepted but never delivered: {lost:?}");
-    assert_eq!(kills, trials.div_ceil(2), "every qmail-send trial killed a live qmail-send");
+    assert_eq!(
+        kills,
+        trials.div_ceil(2),
+        "every qmail-send trial killed a live qmail-send"
+    );
     // Half-queued messages (qmail-queue killed before its commit) may leave mess/ files; they
     // never reach todo/ and are removed by the 36-hour sweep, never delivered.
     let orphans = sb.queue_files("mess");
     assert!(sb.queue_files("todo").is_empty() && sb.queue_files("info").is_empty());
-    println!("half-queued orphans left for the 36-hour sweep: {}", orphans.len());
+    println!(
+        "half-queued orphans left for the 36-hour sweep: {}",
+        orphans.len()
+    );
     // Age them past 36 hours and restart qmail-send: its first sweep removes them.
     if !orphans.is_empty() {
         sb.sh_ok("find /var/qmail/queue/mess -type f -exec touch -a -d '3 days ago' {} +");
         sb.svc(&["-t", "/service/qmail-send"]);
-        let swept = sb.wait_until(Duration::from_secs(60), || sb.queue_files("mess").is_empty());
+        let swept = sb.wait_until(Duration::from_secs(60), || {
+            sb.queue_files("mess").is_empty()
+        });
         assert!(swept, "orphans not swept: {:?}", sb.queue_files("mess"));
     }
 }
@@ -309,23 +430,41 @@ fn tail(s: &str, n: usize) -> String {
 /// message, its sender and the pending recipient; local recipients of the same message are done.
 #[test]
 fn queue_qread_and_qstat_show_held_mail() {
-    let Some(sb) = sandbox!("queue_qread_and_qstat_show_held_mail") else { return };
+    let Some(sb) = sandbox!("queue_qread_and_qstat_show_held_mail") else {
+        return;
+    };
     sb.write_control("concurrencyremote", "0\n");
     start(&sb);
     let (uid, gid) = uid_of(&sb, "alice");
-    let q = sb.inject(&message(1), &format!("alice@{DOMAIN}"), &["carol@far.example", &format!("bob@{DOMAIN}")], uid, gid);
+    let q = sb.inject(
+        &message(1),
+        &format!("alice@{DOMAIN}"),
+        &["carol@far.example", &format!("bob@{DOMAIN}")],
+        uid,
+        gid,
+    );
     assert_eq!(q.code, Some(0));
-    assert!(sb.wait_until(Duration::from_secs(30), || delivered(&sb).contains_key(&1)), "local part not delivered");
+    assert!(
+        sb.wait_until(Duration::from_secs(30), || delivered(&sb).contains_key(&1)),
+        "local part not delivered"
+    );
     let out = sb.run("/var/qmail/bin/qmail-qread", &[]);
     let listing = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 2, "{listing}");
-    assert!(lines[0].ends_with(&format!(" <alice@{DOMAIN}> ")) && lines[0].contains(" GMT  #"), "{listing}");
+    assert!(
+        lines[0].ends_with(&format!(" <alice@{DOMAIN}> ")) && lines[0].contains(" GMT  #"),
+        "{listing}"
+    );
     assert_eq!(lines[1], "\tremote\tcarol@far.example");
     let out = sb.run("/var/qmail/bin/qmail-qstat", &[]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "messages in queue: 1\nmessages in queue but not yet preprocessed: 0\n"
     );
-    assert!(full_log(&sb).contains("status: local 0/10 remote 0/0"), "{}", full_log(&sb));
+    assert!(
+        full_log(&sb).contains("status: local 0/10 remote 0/0"),
+        "{}",
+        full_log(&sb)
+    );
 }

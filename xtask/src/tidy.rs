@@ -14,7 +14,16 @@ use std::path::Path;
 use std::process::Command;
 
 /// External crates a root or setuid program may link: the system-call layer and its helpers.
-const SYSTEM_CRATES: &[&str] = &["libc", "nix", "bitflags", "cfg-if", "memoffset", "signal-hook", "signal-hook-registry", "errno"];
+const SYSTEM_CRATES: &[&str] = &[
+    "libc",
+    "nix",
+    "bitflags",
+    "cfg-if",
+    "memoffset",
+    "signal-hook",
+    "signal-hook-registry",
+    "errno",
+];
 
 /// Root, setuid and fixed-uid programs and the workspace crates each may link besides itself.
 const PRIVILEGED: &[(&str, &[&str])] = &[
@@ -22,23 +31,37 @@ const PRIVILEGED: &[(&str, &[&str])] = &[
     ("qmail-start", &["qmail-sys", "qmail-core"]),
     ("qmail-clean", &["qmail-sys", "qmail-core"]),
     ("qmail-getpw", &["qmail-sys", "qmail-core"]),
-    ("qmail-lspawn", &["qmail-sys", "qmail-core", "qmail-spawn", "qmail-cdb"]),
+    (
+        "qmail-lspawn",
+        &["qmail-sys", "qmail-core", "qmail-spawn", "qmail-cdb"],
+    ),
     ("qmail-send", &["qmail-sys", "qmail-core", "qmail-spawn"]),
     ("qmail-rspawn", &["qmail-sys", "qmail-core", "qmail-spawn"]),
 ];
 
 /// Crates no program outside qmail-remote (and its library) may link.
-const NETWORK_ONLY: &[&str] = &["qmail-net", "hickory-proto", "hickory-resolver", "tokio", "rustls"];
+const NETWORK_ONLY: &[&str] = &[
+    "qmail-net",
+    "hickory-proto",
+    "hickory-resolver",
+    "tokio",
+    "rustls",
+];
 
 /// The crate names in `package`'s normal dependency tree (itself included).
 fn tree(root: &Path, package: &str) -> Result<BTreeSet<String>, String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["tree", "-q", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree", "-q", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
         .output()
         .map_err(|e| format!("unable to run cargo tree: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "cargo tree -p {package}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -51,16 +74,29 @@ pub fn check_links(root: &Path) -> Result<Vec<String>, String> {
     let mut problems = Vec::new();
     for (program, allowed) in PRIVILEGED {
         for dep in tree(root, program)? {
-            if dep == *program || allowed.contains(&dep.as_str()) || SYSTEM_CRATES.contains(&dep.as_str()) {
+            if dep == *program
+                || allowed.contains(&dep.as_str())
+                || SYSTEM_CRATES.contains(&dep.as_str())
+            {
                 continue;
             }
-            problems.push(format!("{program} links {dep}, which its allowlist does not name"));
+            problems.push(format!(
+                "{program} links {dep}, which its allowlist does not name"
+            ));
         }
     }
-    for program in ["qmail-smtpd", "qmail-local", "qmail-inject", "qmail-admin", "qmail-tools"] {
+    for program in [
+        "qmail-smtpd",
+        "qmail-local",
+        "qmail-inject",
+        "qmail-admin",
+        "qmail-tools",
+    ] {
         for dep in tree(root, program)? {
             if NETWORK_ONLY.contains(&dep.as_str()) {
-                problems.push(format!("{program} links {dep}: DNS and network libraries belong to qmail-remote"));
+                problems.push(format!(
+                    "{program} links {dep}: DNS and network libraries belong to qmail-remote"
+                ));
             }
         }
     }
@@ -69,7 +105,9 @@ pub fn check_links(root: &Path) -> Result<Vec<String>, String> {
 
 /// Files under `dir` ending in `.rs` whose first line is not a `//!` doc comment.
 pub fn check_module_docs(dir: &Path, problems: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.filter_map(Result::ok) {
         let p = e.path();
         let name = e.file_name();

@@ -69,7 +69,9 @@ pub fn scan_ulong(s: &[u8]) -> Option<u64> {
     if digits == 0 {
         return None;
     }
-    Some(s[..digits].iter().fold(0u64, |n, &c| n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'))))
+    Some(s[..digits].iter().fold(0u64, |n, &c| {
+        n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'))
+    }))
 }
 
 /// Writing a new cdb in three reportable steps, for qmail-newu and qmail-newmrh.
@@ -86,7 +88,12 @@ pub mod cdbfile {
     /// Creates or truncates `tmp` for writing (qmail's `open_trunc`).
     pub fn create(tmp: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(tmp)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(tmp)
     }
 
     /// Writes the database bytes, fsyncs and closes the file.
@@ -105,7 +112,9 @@ pub mod cdbfile {
 /// Sets the process umask (the binaries call this; the library functions never do, so tests
 /// running in parallel are unaffected).
 pub fn set_umask(mask: u32) {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t));
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as libc::mode_t,
+    ));
 }
 
 /// A scratch directory for tests, removed on drop.
@@ -167,12 +176,24 @@ mod tests {
         let t = TempDir::new("lib");
         t.write("f", b"data");
         assert!(check_dir(t.path()).is_ok());
-        assert_eq!(check_dir(&t.path().join("f")).unwrap_err().raw_os_error(), Some(libc::ENOTDIR));
-        assert_eq!(check_dir(&t.path().join("nope")).unwrap_err().kind(), io::ErrorKind::NotFound);
-        assert_eq!(read_optional(&t.path().join("f")).unwrap(), Some(b"data".to_vec()));
+        assert_eq!(
+            check_dir(&t.path().join("f")).unwrap_err().raw_os_error(),
+            Some(libc::ENOTDIR)
+        );
+        assert_eq!(
+            check_dir(&t.path().join("nope")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            read_optional(&t.path().join("f")).unwrap(),
+            Some(b"data".to_vec())
+        );
         assert_eq!(read_optional(&t.path().join("nope")).unwrap(), None);
         assert!(read_optional(t.path()).is_err());
-        assert_eq!(read_limited(&b"12345"[..], 4).unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+        assert_eq!(
+            read_limited(&b"12345"[..], 4).unwrap_err().raw_os_error(),
+            Some(libc::ENOMEM)
+        );
         assert_eq!(read_limited(&b"1234"[..], 4).unwrap(), b"1234");
     }
 }

@@ -46,7 +46,8 @@ pub fn run(home: &Path) -> Result<(), Fatal> {
     check_dir(home).map_err(|e| Fatal::io(format!("unable to chdir to {}", home.display()), &e))?;
     let control = home.join("control");
     let read_err = |e: &std::io::Error| Fatal::io("unable to read control/morercpthosts", e);
-    let write_err = |e: &std::io::Error| Fatal::io("unable to write to control/morercpthosts.tmp", e);
+    let write_err =
+        |e: &std::io::Error| Fatal::io("unable to write to control/morercpthosts.tmp", e);
     let src = std::fs::File::open(control.join("morercpthosts")).map_err(|e| read_err(&e))?;
     let tmp = control.join("morercpthosts.tmp");
     let file = cdbfile::create(&tmp).map_err(|e| write_err(&e))?;
@@ -54,7 +55,10 @@ pub fn run(home: &Path) -> Result<(), Fatal> {
     let bytes = build(&text).map_err(|e| write_err(&e))?;
     cdbfile::write(file, &bytes).map_err(|e| write_err(&e))?;
     cdbfile::install(&tmp, &control.join("morercpthosts.cdb")).map_err(|e| {
-        Fatal::temp(format!("unable to move control/morercpthosts.tmp to control/morercpthosts.cdb{}", error_str(&e)))
+        Fatal::temp(format!(
+            "unable to move control/morercpthosts.tmp to control/morercpthosts.cdb{}",
+            error_str(&e)
+        ))
     })
 }
 
@@ -94,7 +98,10 @@ mod tests {
     fn run_builds_the_cdb() {
         let t = TempDir::new("newmrh");
         let e = run(&t.path().join("nope")).unwrap_err();
-        assert!(e.message.starts_with("unable to chdir to ") && e.message.ends_with("/nope: file does not exist"));
+        assert!(
+            e.message.starts_with("unable to chdir to ")
+                && e.message.ends_with("/nope: file does not exist")
+        );
         std::fs::create_dir(t.path().join("control")).unwrap();
         assert_eq!(
             run(t.path()).unwrap_err(),
@@ -109,12 +116,19 @@ mod tests {
         // An empty source gives the valid 2048-byte empty database.
         t.write("control/morercpthosts", b"");
         run(t.path()).unwrap();
-        assert_eq!(std::fs::read(t.path().join("control/morercpthosts.cdb")).unwrap().len(), 2048);
+        assert_eq!(
+            std::fs::read(t.path().join("control/morercpthosts.cdb"))
+                .unwrap()
+                .len(),
+            2048
+        );
         // A directory where the cdb should go makes the rename fail, in qmail's words.
         std::fs::remove_file(t.path().join("control/morercpthosts.cdb")).unwrap();
         t.write("control/morercpthosts.cdb/x", b"");
         let e = run(t.path()).unwrap_err();
-        assert!(e.message.starts_with("unable to move control/morercpthosts.tmp to control/morercpthosts.cdb"));
+        assert!(e
+            .message
+            .starts_with("unable to move control/morercpthosts.tmp to control/morercpthosts.cdb"));
         assert!(!e.message.contains(".cdb: "), "{}", e.message);
     }
 }

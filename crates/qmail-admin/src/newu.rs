@@ -84,7 +84,8 @@ pub fn records(assign: &[u8]) -> Result<Vec<Record>, BadFormat> {
 pub fn build(assign: &[u8]) -> Result<Vec<u8>, Fatal> {
     let mut b = qmail_cdb::Builder::new();
     for (k, d) in records(assign).map_err(|_| Fatal::temp("bad format in users/assign"))? {
-        b.add(&k, &d).map_err(|_| Fatal::temp("unable to write users/cdb.tmp"))?;
+        b.add(&k, &d)
+            .map_err(|_| Fatal::temp("unable to write users/cdb.tmp"))?;
     }
     Ok(b.finish())
 }
@@ -93,7 +94,8 @@ pub fn build(assign: &[u8]) -> Result<Vec<u8>, Fatal> {
 pub fn run(home: &Path) -> Result<(), Fatal> {
     check_dir(home).map_err(|_| Fatal::temp("unable to chdir"))?;
     let users = home.join("users");
-    let assign = std::fs::File::open(users.join("assign")).map_err(|_| Fatal::temp("unable to open users/assign"))?;
+    let assign = std::fs::File::open(users.join("assign"))
+        .map_err(|_| Fatal::temp("unable to open users/assign"))?;
     let tmp = users.join("cdb.tmp");
     let file = cdbfile::create(&tmp).map_err(|_| Fatal::temp("unable to open users/cdb.tmp"))?;
     let text = read_bounded(assign).map_err(|e| {
@@ -105,7 +107,8 @@ pub fn run(home: &Path) -> Result<(), Fatal> {
     })?;
     let bytes = build(&text)?;
     cdbfile::write(file, &bytes).map_err(|_| Fatal::temp("unable to write users/cdb.tmp"))?;
-    cdbfile::install(&tmp, &users.join("cdb")).map_err(|_| Fatal::temp("unable to move users/cdb.tmp to users/cdb"))
+    cdbfile::install(&tmp, &users.join("cdb"))
+        .map_err(|_| Fatal::temp("unable to move users/cdb.tmp to users/cdb"))
 }
 
 /// The program: umask 033, then [`run`] on qmail's home.
@@ -131,7 +134,10 @@ mod tests {
             (b".anything after\ngarbage", vec![rec(b"", b"")]),
             (
                 b"=Joe:joe:507:100:/home/joe:::\n.\n",
-                vec![rec(b"!joe\0", b"joe\x00507\x00100\x00/home/joe\0\0"), rec(b"", b"")],
+                vec![
+                    rec(b"!joe\0", b"joe\x00507\x00100\x00/home/joe\0\0"),
+                    rec(b"", b""),
+                ],
             ),
             (
                 b"+Joe-:joe:507:100:/home/joe:-::\n+:alias:7790:2108:/var/qmail/alias:-::\n.\n",
@@ -142,7 +148,10 @@ mod tests {
                 ],
             ),
             // Any first byte other than '+' is a simple assignment; extra fields are dropped.
-            (b"xab:u:1:2:/h:-:e:extra:more\n.\n", vec![rec(b"!ab\0", b"u\x001\x002\0/h\0-\0e"), rec(b"", b"")]),
+            (
+                b"xab:u:1:2:/h:-:e:extra:more\n.\n",
+                vec![rec(b"!ab\0", b"u\x001\x002\0/h\0-\0e"), rec(b"", b"")],
+            ),
             // Wildchars: last character as written, each once.
             (
                 b"+aX:u:1:2:/h:::\n+bX:u:1:2:/h:::\n+c.:u:1:2:/h:::\n.\n",
@@ -155,7 +164,12 @@ mod tests {
             ),
         ];
         for (input, want) in ok {
-            assert_eq!(records(input).as_ref(), Ok(want), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                records(input).as_ref(),
+                Ok(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let bad: &[&[u8]] = &[
             b"",
@@ -168,7 +182,12 @@ mod tests {
             b"\n.\n",
         ];
         for input in bad {
-            assert_eq!(records(input), Err(BadFormat), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                records(input),
+                Err(BadFormat),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -216,7 +235,11 @@ mod tests {
         t.write("users/assign", SAMPLE);
         run(t.path()).unwrap();
         let db = t.path().join("users/cdb");
-        let dump = std::process::Command::new("/usr/bin/cdb").arg("-d").arg(&db).output().unwrap();
+        let dump = std::process::Command::new("/usr/bin/cdb")
+            .arg("-d")
+            .arg(&db)
+            .output()
+            .unwrap();
         assert!(dump.status.success());
         let expected: [(&[u8], &[u8]); 4] = [
             (b"!joe\0", b"joe\x00507\x00100\x00/home/joe\0\0"),
@@ -234,8 +257,16 @@ mod tests {
         }
         want.push(b'\n');
         let want = &want[..];
-        assert_eq!(String::from_utf8_lossy(&dump.stdout), String::from_utf8_lossy(want));
-        let q = std::process::Command::new("/usr/bin/cdb").arg("-q").arg(&db).arg("!joe-").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&dump.stdout),
+            String::from_utf8_lossy(want)
+        );
+        let q = std::process::Command::new("/usr/bin/cdb")
+            .arg("-q")
+            .arg(&db)
+            .arg("!joe-")
+            .output()
+            .unwrap();
         assert_eq!(q.stdout, b"joe\x00507\x00100\x00/home/joe\0-\0");
         // tinycdb building from the same records gives the very same file.
         let made = t.path().join("made.cdb");
@@ -254,11 +285,20 @@ mod tests {
     #[test]
     fn run_errors_leave_the_old_database() {
         let t = TempDir::new("newu-run");
-        assert_eq!(run(&t.path().join("missing")).unwrap_err(), Fatal::temp("unable to chdir"));
-        assert_eq!(run(t.path()).unwrap_err(), Fatal::temp("unable to open users/assign"));
+        assert_eq!(
+            run(&t.path().join("missing")).unwrap_err(),
+            Fatal::temp("unable to chdir")
+        );
+        assert_eq!(
+            run(t.path()).unwrap_err(),
+            Fatal::temp("unable to open users/assign")
+        );
         t.write("users/cdb", b"old");
         t.write("users/assign", b"=a:u:1:2:/h:::\n");
-        assert_eq!(run(t.path()).unwrap_err(), Fatal::temp("bad format in users/assign"));
+        assert_eq!(
+            run(t.path()).unwrap_err(),
+            Fatal::temp("bad format in users/assign")
+        );
         assert_eq!(std::fs::read(t.path().join("users/cdb")).unwrap(), b"old");
         t.write("users/assign", SAMPLE);
         run(t.path()).unwrap();
@@ -266,7 +306,14 @@ mod tests {
         assert_eq!(db.get(b"").unwrap(), Some(&b"-"[..]));
         assert!(!t.path().join("users/cdb.tmp").exists());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(t.path().join("users/cdb")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o7133, 0, "no execute or group/other write bits: {mode:o}");
+        let mode = std::fs::metadata(t.path().join("users/cdb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o7133,
+            0,
+            "no execute or group/other write bits: {mode:o}"
+        );
     }
 }

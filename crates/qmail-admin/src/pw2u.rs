@@ -54,7 +54,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dash: b"-", home: HomeCheck::Skip, allow_upper: false, brk: Some(qmail_core::conf::BREAK) }
+        Options {
+            dash: b"-",
+            home: HomeCheck::Skip,
+            allow_upper: false,
+            brk: Some(qmail_core::conf::BREAK),
+        }
     }
 }
 
@@ -72,7 +77,9 @@ pub fn parse_options(args: &[Vec<u8>], err: &mut dyn Write) -> Result<Options, i
             Next::Opt(b'H', _) => o.home = HomeCheck::Ignore,
             Next::Opt(b'u', _) => o.allow_upper = true,
             Next::Opt(b'U', _) => o.allow_upper = false,
-            Next::Opt(b'c', arg) => o.brk = arg.and_then(|a| a.first().copied()).filter(|&c| c != 0),
+            Next::Opt(b'c', arg) => {
+                o.brk = arg.and_then(|a| a.first().copied()).filter(|&c| c != 0)
+            }
             Next::Opt(b'C', _) => o.brk = None,
             _ => return Err(qmail_core::fatal::EXIT_PERM),
         }
@@ -108,7 +115,9 @@ impl State<'_> {
         if line.contains(&0) {
             return Ok(());
         }
-        let Some(f) = fields(line, 6) else { return Ok(()) };
+        let Some(f) = fields(line, 6) else {
+            return Ok(());
+        };
         let (user, uidstr, gidstr, home) = (f[0], f[2], f[3], f[5]);
         let uid = scan_ulong(uidstr).unwrap_or(0);
         if uid == 0 {
@@ -153,7 +162,11 @@ impl State<'_> {
             out.extend_from_slice(b"::\n");
             self.seen_alias = true;
         }
-        let names = self.mailnames.as_ref().and_then(|m| m.get(user)).unwrap_or(user);
+        let names = self
+            .mailnames
+            .as_ref()
+            .and_then(|m| m.get(user))
+            .unwrap_or(user);
         for name in names.split(|&c| c == b':').filter(|n| !n.is_empty()) {
             out.push(b'=');
             out.extend_from_slice(name);
@@ -172,12 +185,19 @@ impl State<'_> {
     }
 
     fn subuser(&mut self, line: &[u8], users: &ConstMap) -> Result<(), Fatal> {
-        let Some(f) = fields(line, 2) else { return Ok(()) };
+        let Some(f) = fields(line, 2) else {
+            return Ok(());
+        };
         let (sub, user) = (f[0], f[1]);
         let Some(u) = users.get(user) else {
-            return Err(Fatal::temp(format!("unable to find {} user for subuser", String::from_utf8_lossy(user))));
+            return Err(Fatal::temp(format!(
+                "unable to find {} user for subuser",
+                String::from_utf8_lossy(user)
+            )));
         };
-        let Some(f) = fields(line, 3) else { return Ok(()) };
+        let Some(f) = fields(line, 3) else {
+            return Ok(());
+        };
         let pre = f[2];
         let out = &mut self.out;
         out.push(b'=');
@@ -233,7 +253,12 @@ fn next_line(input: &mut impl BufRead) -> Result<Option<Option<Vec<u8>>>, Fatal>
 
 /// Produces the users/assign text for the passwd text on `input`, with qmail's home `home`
 /// (for users/*) and `alias` as the alias user's name.
-pub fn assign(home: &Path, opts: &Options, alias: &[u8], mut input: &mut dyn BufRead) -> Result<Vec<u8>, Fatal> {
+pub fn assign(
+    home: &Path,
+    opts: &Options,
+    alias: &[u8],
+    mut input: &mut dyn BufRead,
+) -> Result<Vec<u8>, Fatal> {
     check_dir(home).map_err(|_| Fatal::temp("unable to chdir"))?;
     let users_dir = home.join("users");
     let mut st = State {
@@ -253,9 +278,14 @@ pub fn assign(home: &Path, opts: &Options, alias: &[u8], mut input: &mut dyn Buf
         }
     }
     if !st.seen_alias {
-        return Err(Fatal::temp(format!("unable to find {} user", String::from_utf8_lossy(alias))));
+        return Err(Fatal::temp(format!(
+            "unable to find {} user",
+            String::from_utf8_lossy(alias)
+        )));
     }
-    let read = |name: &str| read_optional(&users_dir.join(name)).map_err(|_| Fatal::temp("unable to read controls"));
+    let read = |name: &str| {
+        read_optional(&users_dir.join(name)).map_err(|_| Fatal::temp("unable to read controls"))
+    };
     if let Some(text) = read("subusers")? {
         let users = ConstMap::from_pairs(&std::mem::take(&mut st.users));
         for line in text.split_inclusive(|&c| c == b'\n') {
@@ -278,9 +308,16 @@ pub fn main() -> ! {
     };
     qmail_core::fatal::main_with(PROG, || {
         let home = Path::new(qmail_core::conf::HOME);
-        let text = assign(home, &opts, qmail_core::conf::USER_ALIAS.as_bytes(), &mut std::io::stdin().lock())?;
+        let text = assign(
+            home,
+            &opts,
+            qmail_core::conf::USER_ALIAS.as_bytes(),
+            &mut std::io::stdin().lock(),
+        )?;
         let mut out = std::io::stdout().lock();
-        out.write_all(&text).and_then(|()| out.flush()).map_err(|_| Fatal::temp("unable to write output"))
+        out.write_all(&text)
+            .and_then(|()| out.flush())
+            .map_err(|_| Fatal::temp("unable to write output"))
     })
 }
 
@@ -290,7 +327,10 @@ mod tests {
     use crate::TempDir;
 
     fn args(words: &[&str]) -> Vec<Vec<u8>> {
-        std::iter::once("qmail-pw2u").chain(words.iter().copied()).map(|w| w.as_bytes().to_vec()).collect()
+        std::iter::once("qmail-pw2u")
+            .chain(words.iter().copied())
+            .map(|w| w.as_bytes().to_vec())
+            .collect()
     }
 
     #[test]
@@ -298,18 +338,65 @@ mod tests {
         let d = Options::default();
         let cases: Vec<(&[&str], Options)> = vec![
             (&[], d.clone()),
-            (&["-/"], Options { dash: b"-/", ..d.clone() }),
-            (&["-hu"], Options { home: HomeCheck::Require, allow_upper: true, ..d.clone() }),
+            (
+                &["-/"],
+                Options {
+                    dash: b"-/",
+                    ..d.clone()
+                },
+            ),
+            (
+                &["-hu"],
+                Options {
+                    home: HomeCheck::Require,
+                    allow_upper: true,
+                    ..d.clone()
+                },
+            ),
             (&["-H", "-o"], d.clone()),
-            (&["-H"], Options { home: HomeCheck::Ignore, ..d.clone() }),
+            (
+                &["-H"],
+                Options {
+                    home: HomeCheck::Ignore,
+                    ..d.clone()
+                },
+            ),
             (&["-uU"], d.clone()),
-            (&["-c", "+"], Options { brk: Some(b'+'), ..d.clone() }),
-            (&["-c.x"], Options { brk: Some(b'.'), ..d.clone() }),
-            (&["-c", ""], Options { brk: None, ..d.clone() }),
-            (&["-C"], Options { brk: None, ..d.clone() }),
+            (
+                &["-c", "+"],
+                Options {
+                    brk: Some(b'+'),
+                    ..d.clone()
+                },
+            ),
+            (
+                &["-c.x"],
+                Options {
+                    brk: Some(b'.'),
+                    ..d.clone()
+                },
+            ),
+            (
+                &["-c", ""],
+                Options {
+                    brk: None,
+                    ..d.clone()
+                },
+            ),
+            (
+                &["-C"],
+                Options {
+                    brk: None,
+                    ..d.clone()
+                },
+            ),
         ];
         for (words, want) in cases {
-            assert_eq!(parse_options(&args(words), &mut Vec::new()), Ok(want), "{words:?}");
+            assert_eq!(
+                parse_options(&args(words), &mut Vec::new()),
+                Ok(want),
+                "{words:?}"
+            );
         }
         let mut err = Vec::new();
         assert_eq!(parse_options(&args(&["-x"]), &mut err), Err(100));
@@ -347,11 +434,20 @@ last:x:511:100::/home/last:";
 .\n";
         assert_eq!(run(&t, &["-H"], PASSWD).unwrap(), want);
         let upper = run(&t, &["-Hu", "-C", "-/"], PASSWD).unwrap();
-        assert!(upper.contains("=Mary:Mary:508:100:/home/mary:::\n"), "{upper}");
-        assert!(upper.starts_with("+:alias:7790:2108:/var/qmail/alias:-/::\n=alias:"), "{upper}");
+        assert!(
+            upper.contains("=Mary:Mary:508:100:/home/mary:::\n"),
+            "{upper}"
+        );
+        assert!(
+            upper.starts_with("+:alias:7790:2108:/var/qmail/alias:-/::\n=alias:"),
+            "{upper}"
+        );
         assert!(!upper.contains("+joe"), "{upper}");
         let plus = run(&t, &["-H", "-c+"], b"alias:x:1:2::/a:\n").unwrap();
-        assert_eq!(plus, "+:alias:1:2:/a:-::\n=alias:alias:1:2:/a:::\n+alias+:alias:1:2:/a:-::\n.\n");
+        assert_eq!(
+            plus,
+            "+:alias:1:2:/a:-::\n=alias:alias:1:2:/a:::\n+alias+:alias:1:2:/a:-::\n.\n"
+        );
     }
 
     #[test]
@@ -378,10 +474,16 @@ last:x:511:100::/home/last:";
 .\n";
         assert_eq!(out, want);
         t.write("users/subusers", b"info:nobody:help:\n");
-        assert_eq!(run(&t, &["-H"], PASSWD).unwrap_err(), Fatal::temp("unable to find nobody user for subuser"));
+        assert_eq!(
+            run(&t, &["-H"], PASSWD).unwrap_err(),
+            Fatal::temp("unable to find nobody user for subuser")
+        );
         std::fs::remove_file(t.path().join("users/include")).unwrap();
         t.write("users/include/x", b"");
-        assert_eq!(run(&t, &["-H"], PASSWD).unwrap_err(), Fatal::temp("unable to read controls"));
+        assert_eq!(
+            run(&t, &["-H"], PASSWD).unwrap_err(),
+            Fatal::temp("unable to read controls")
+        );
     }
 
     #[test]
@@ -398,15 +500,29 @@ last:x:511:100::/home/last:";
         }
         let other = if me == 4242 { 4243 } else { 4242 };
         let h = t.path().join("h");
-        let passwd =
-            format!("alias:x:{me}:1::{0}/mine:\nother:x:{other}:1::{0}/mine:\ngone:x:{me}:1::{0}/gone:\n", h.display());
+        let passwd = format!(
+            "alias:x:{me}:1::{0}/mine:\nother:x:{other}:1::{0}/mine:\ngone:x:{me}:1::{0}/gone:\n",
+            h.display()
+        );
         let out = run(&t, &[], passwd.as_bytes()).unwrap();
-        assert!(out.contains("=alias:") && !out.contains("=other:") && !out.contains("=gone:"), "{out}");
+        assert!(
+            out.contains("=alias:") && !out.contains("=other:") && !out.contains("=gone:"),
+            "{out}"
+        );
         let e = run(&t, &["-h"], passwd.as_bytes()).unwrap_err();
         assert_eq!(e.message, format!("unable to stat {}/gone", h.display()));
-        assert_eq!(run(&t, &["-H"], b"joe:x:5:5::/h:\n").unwrap_err(), Fatal::temp("unable to find alias user"));
         assert_eq!(
-            assign(&t.path().join("nope"), &Options::default(), b"alias", &mut &b""[..]).unwrap_err(),
+            run(&t, &["-H"], b"joe:x:5:5::/h:\n").unwrap_err(),
+            Fatal::temp("unable to find alias user")
+        );
+        assert_eq!(
+            assign(
+                &t.path().join("nope"),
+                &Options::default(),
+                b"alias",
+                &mut &b""[..]
+            )
+            .unwrap_err(),
             Fatal::temp("unable to chdir")
         );
     }

@@ -29,7 +29,10 @@ pub const PROG: &str = "qmail-qread";
 
 /// Appends `s` with bytes outside 32..126 replaced by `_`.
 fn safe(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend(s.iter().map(|&c| if (32..=126).contains(&c) { c } else { b'_' }));
+    out.extend(
+        s.iter()
+            .map(|&c| if (32..=126).contains(&c) { c } else { b'_' }),
+    );
 }
 
 /// What qmail-qread knows about one message.
@@ -49,7 +52,13 @@ pub struct Message {
 
 /// The first line for a message, with its LF.
 pub fn stats_line(m: &Message) -> Vec<u8> {
-    let mut line = format!("{} GMT  #{}  {}  <", DateTime::from_unix(m.time).without_zone(), m.id, m.size).into_bytes();
+    let mut line = format!(
+        "{} GMT  #{}  {}  <",
+        DateTime::from_unix(m.time).without_zone(),
+        m.id,
+        m.size
+    )
+    .into_bytes();
     line.extend_from_slice(&m.sender);
     line.extend_from_slice(b"> ");
     if m.bouncing {
@@ -98,7 +107,13 @@ fn read_message(queue: &Path, id: u64) -> io::Result<(Message, Vec<u8>)> {
     let info = std::fs::File::open(queue.join(path_of("info", id)))?;
     let time = info.metadata()?.mtime();
     let text = read_bounded(&info)?;
-    let m = Message { id, time, size, sender: sender_of(&text).to_vec(), bouncing };
+    let m = Message {
+        id,
+        time,
+        size,
+        sender: sender_of(&text).to_vec(),
+        bouncing,
+    };
     let mut out = stats_line(&m);
     for channel in ["local", "remote"] {
         match std::fs::File::open(queue.join(path_of(channel, id))).and_then(read_bounded) {
@@ -133,7 +148,9 @@ pub fn run(home: &Path, w: &mut dyn Write) -> i32 {
         };
         for entry in entries {
             let Ok(entry) = entry else { break };
-            let Some(id) = parse_id(&entry.file_name()) else { continue };
+            let Some(id) = parse_id(&entry.file_name()) else {
+                continue;
+            };
             let text = match read_message(&queue, id) {
                 Ok((_, text)) => text,
                 Err(e) => trouble_line(id, &e),
@@ -164,13 +181,35 @@ mod tests {
 
     #[test]
     fn stats_lines() {
-        let m =
-            Message { id: 457, time: 1_795_514_567, size: 1234, sender: b"joe@example.com".to_vec(), bouncing: false };
-        assert_eq!(stats_line(&m), b"24 Nov 2026 10:02:47 GMT  #457  1234  <joe@example.com> \n");
-        let m = Message { sender: b"".to_vec(), bouncing: true, time: 0, ..m };
-        assert_eq!(stats_line(&m), b"1 Jan 1970 00:00:00 GMT  #457  1234  <>  bouncing\n");
-        let m = Message { sender: b"a\tb\xff\x7f".to_vec(), ..m };
-        assert_eq!(stats_line(&m), b"1 Jan 1970 00:00:00 GMT  #457  1234  <a_b__>  bouncing\n");
+        let m = Message {
+            id: 457,
+            time: 1_795_514_567,
+            size: 1234,
+            sender: b"joe@example.com".to_vec(),
+            bouncing: false,
+        };
+        assert_eq!(
+            stats_line(&m),
+            b"24 Nov 2026 10:02:47 GMT  #457  1234  <joe@example.com> \n"
+        );
+        let m = Message {
+            sender: b"".to_vec(),
+            bouncing: true,
+            time: 0,
+            ..m
+        };
+        assert_eq!(
+            stats_line(&m),
+            b"1 Jan 1970 00:00:00 GMT  #457  1234  <>  bouncing\n"
+        );
+        let m = Message {
+            sender: b"a\tb\xff\x7f".to_vec(),
+            ..m
+        };
+        assert_eq!(
+            stats_line(&m),
+            b"1 Jan 1970 00:00:00 GMT  #457  1234  <a_b__>  bouncing\n"
+        );
     }
 
     #[test]
@@ -183,12 +222,20 @@ mod tests {
             (b"Ta\x01b\0Ttrunc", b"\tremote\ta_b\n"),
         ];
         for (records, want) in cases {
-            assert_eq!(recipient_lines("remote", records), *want, "{:?}", String::from_utf8_lossy(records));
+            assert_eq!(
+                recipient_lines("remote", records),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(records)
+            );
         }
         let all = b"Da@b\0Tc@d\0";
         for cut in 0..=all.len() {
             let lines = recipient_lines("local", &all[..cut]);
-            assert_eq!(lines.iter().filter(|&&c| c == b'\n').count(), all[..cut].iter().filter(|&&c| c == 0).count());
+            assert_eq!(
+                lines.iter().filter(|&&c| c == b'\n').count(),
+                all[..cut].iter().filter(|&&c| c == 0).count()
+            );
         }
         let senders: &[(&[u8], &[u8])] = &[
             (b"Fjoe@x\0", b"joe@x"),
@@ -225,7 +272,13 @@ mod tests {
     #[test]
     fn lists_a_queue() {
         let t = TempDir::new("qread");
-        assert_eq!(listing(&t), (111, "fatal: unable to chdir: file does not exist\n".to_string()));
+        assert_eq!(
+            listing(&t),
+            (
+                111,
+                "fatal: unable to chdir: file does not exist\n".to_string()
+            )
+        );
         queue(&t);
         assert_eq!(listing(&t), (0, String::new()));
         put(&t, "mess", 24, b"0123456789");
@@ -233,8 +286,12 @@ mod tests {
         put(&t, "local", 24, b"Tjoe@local\0");
         put(&t, "remote", 24, b"Dx@remote.example\0Ty@remote.example\0");
         put(&t, "bounce", 24, b"");
-        let f = std::fs::File::options().write(true).open(t.path().join("queue/info/1/24")).unwrap();
-        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_514_567)).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(t.path().join("queue/info/1/24"))
+            .unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_514_567))
+            .unwrap();
         put(&t, "info", 47, b"F\0"); // no mess file
         t.write("queue/info/1/notanid", b"");
         let (code, out) = listing(&t);
@@ -246,11 +303,17 @@ mod tests {
             ),
             "{out}"
         );
-        assert!(out.contains("warning: trouble with #47: file does not exist\n"), "{out}");
+        assert!(
+            out.contains("warning: trouble with #47: file does not exist\n"),
+            "{out}"
+        );
         assert_eq!(out.lines().count(), 5);
         std::fs::remove_dir(t.path().join("queue/info/5")).unwrap();
         let (code, out) = listing(&t);
         assert_eq!(code, 111);
-        assert!(out.ends_with("fatal: unable to opendir info/5: file does not exist\n"), "{out}");
+        assert!(
+            out.ends_with("fatal: unable to opendir info/5: file does not exist\n"),
+            "{out}"
+        );
     }
 }

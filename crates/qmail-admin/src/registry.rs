@@ -59,7 +59,15 @@ const fn list(
     suffix: &'static str,
     readers: &'static [&'static str],
 ) -> Control {
-    Control { name, kind: Kind::List { default, prefix, suffix }, readers }
+    Control {
+        name,
+        kind: Kind::List {
+            default,
+            prefix,
+            suffix,
+        },
+        readers,
+    }
 }
 
 const fn line(
@@ -69,7 +77,15 @@ const fn line(
     prefix: &'static str,
     readers: &'static [&'static str],
 ) -> Control {
-    Control { name, kind: Kind::Line { me_default, default, prefix }, readers }
+    Control {
+        name,
+        kind: Kind::Line {
+            me_default,
+            default,
+            prefix,
+        },
+        readers,
+    }
 }
 
 const fn int(
@@ -79,7 +95,15 @@ const fn int(
     suffix: &'static str,
     readers: &'static [&'static str],
 ) -> Control {
-    Control { name, kind: Kind::Int { default, prefix, suffix }, readers }
+    Control {
+        name,
+        kind: Kind::Int {
+            default,
+            prefix,
+            suffix,
+        },
+        readers,
+    }
 }
 
 const SEND: &[&str] = &["qmail-send"];
@@ -92,25 +116,104 @@ pub const MRH_DEFAULT_WITH_RCPTHOSTS: &str = "No effect.";
 /// Text shown for `morercpthosts` when neither exists.
 pub const MRH_DEFAULT_WITHOUT_RCPTHOSTS: &str = "No rcpthosts; morercpthosts is irrelevant.";
 /// Entry prefix for `morercpthosts` without `rcpthosts`.
-pub const MRH_PREFIX_WITHOUT_RCPTHOSTS: &str = "No rcpthosts; doesn't matter that morercpthosts has ";
+pub const MRH_PREFIX_WITHOUT_RCPTHOSTS: &str =
+    "No rcpthosts; doesn't matter that morercpthosts has ";
 
 /// Every control file qmail 1.03 reads, in qmail-showctl's order.
 pub const CONTROLS: &[Control] = &[
-    list("badmailfrom", "Any MAIL FROM is allowed.", "", " not accepted in MAIL FROM.", SMTPD),
-    line("bouncefrom", false, "MAILER-DAEMON", "Bounce user name is ", SEND),
-    line("bouncehost", true, "bouncehost", "Bounce host name is ", SEND),
+    list(
+        "badmailfrom",
+        "Any MAIL FROM is allowed.",
+        "",
+        " not accepted in MAIL FROM.",
+        SMTPD,
+    ),
+    line(
+        "bouncefrom",
+        false,
+        "MAILER-DAEMON",
+        "Bounce user name is ",
+        SEND,
+    ),
+    line(
+        "bouncehost",
+        true,
+        "bouncehost",
+        "Bounce host name is ",
+        SEND,
+    ),
     int("concurrencylocal", "10", "Local concurrency is ", "", SEND),
-    int("concurrencyremote", "20", "Remote concurrency is ", "", SEND),
-    int("databytes", "0", "SMTP DATA limit is ", " bytes", &["qmail-smtpd", "qmail-qmtpd"]),
-    line("defaultdomain", true, "defaultdomain", "Default domain name is ", INJECT),
-    line("defaulthost", true, "defaulthost", "Default host name is ", INJECT),
-    line("doublebouncehost", true, "doublebouncehost", "2B recipient host: ", SEND),
-    line("doublebounceto", false, "postmaster", "2B recipient user: ", SEND),
-    line("envnoathost", true, "envnoathost", "Presumed domain name is ", SEND),
-    line("helohost", true, "helohost", "SMTP client HELO host name is ", REMOTE),
+    int(
+        "concurrencyremote",
+        "20",
+        "Remote concurrency is ",
+        "",
+        SEND,
+    ),
+    int(
+        "databytes",
+        "0",
+        "SMTP DATA limit is ",
+        " bytes",
+        &["qmail-smtpd", "qmail-qmtpd"],
+    ),
+    line(
+        "defaultdomain",
+        true,
+        "defaultdomain",
+        "Default domain name is ",
+        INJECT,
+    ),
+    line(
+        "defaulthost",
+        true,
+        "defaulthost",
+        "Default host name is ",
+        INJECT,
+    ),
+    line(
+        "doublebouncehost",
+        true,
+        "doublebouncehost",
+        "2B recipient host: ",
+        SEND,
+    ),
+    line(
+        "doublebounceto",
+        false,
+        "postmaster",
+        "2B recipient user: ",
+        SEND,
+    ),
+    line(
+        "envnoathost",
+        true,
+        "envnoathost",
+        "Presumed domain name is ",
+        SEND,
+    ),
+    line(
+        "helohost",
+        true,
+        "helohost",
+        "SMTP client HELO host name is ",
+        REMOTE,
+    ),
     line("idhost", true, "idhost", "Message-ID host name is ", INJECT),
-    line("localiphost", true, "localiphost", "Local IP address becomes ", SMTPD),
-    list("locals", "Messages for me are delivered locally.", "Messages for ", " are delivered locally.", SEND),
+    line(
+        "localiphost",
+        true,
+        "localiphost",
+        "Local IP address becomes ",
+        SMTPD,
+    ),
+    list(
+        "locals",
+        "Messages for me are delivered locally.",
+        "Messages for ",
+        " are delivered locally.",
+        SEND,
+    ),
     line(
         "me",
         false,
@@ -118,10 +221,34 @@ pub const CONTROLS: &[Control] = &[
         "My name is ",
         &["qmail-send", "qmail-smtpd", "qmail-remote", "qmail-inject"],
     ),
-    list("percenthack", "The percent hack is not allowed.", "The percent hack is allowed for user%host@", ".", SEND),
-    line("plusdomain", true, "plusdomain", "Plus domain name is ", INJECT),
-    list("qmqpservers", "No QMQP servers.", "QMQP server: ", ".", &["qmail-qmqpc"]),
-    int("queuelifetime", "604800", "Message lifetime in the queue is ", " seconds", SEND),
+    list(
+        "percenthack",
+        "The percent hack is not allowed.",
+        "The percent hack is allowed for user%host@",
+        ".",
+        SEND,
+    ),
+    line(
+        "plusdomain",
+        true,
+        "plusdomain",
+        "Plus domain name is ",
+        INJECT,
+    ),
+    list(
+        "qmqpservers",
+        "No QMQP servers.",
+        "QMQP server: ",
+        ".",
+        &["qmail-qmqpc"],
+    ),
+    int(
+        "queuelifetime",
+        "604800",
+        "Message lifetime in the queue is ",
+        " seconds",
+        SEND,
+    ),
     list(
         "rcpthosts",
         "SMTP clients may send messages to any recipient.",
@@ -129,14 +256,58 @@ pub const CONTROLS: &[Control] = &[
         ".",
         &["qmail-smtpd", "qmail-qmtpd"],
     ),
-    Control { name: "morercpthosts", kind: Kind::MoreRcptHosts, readers: &["qmail-newmrh"] },
-    Control { name: "morercpthosts.cdb", kind: Kind::MoreRcptHostsCdb, readers: &["qmail-smtpd", "qmail-qmtpd"] },
-    line("smtpgreeting", true, "smtpgreeting", "SMTP greeting: 220 ", SMTPD),
-    list("smtproutes", "No artificial SMTP routes.", "SMTP route: ", "", REMOTE),
-    int("timeoutconnect", "60", "SMTP client connection timeout is ", " seconds", REMOTE),
-    int("timeoutremote", "1200", "SMTP client data timeout is ", " seconds", REMOTE),
-    int("timeoutsmtpd", "1200", "SMTP server data timeout is ", " seconds", SMTPD),
-    list("virtualdomains", "No virtual domains.", "Virtual domain: ", "", SEND),
+    Control {
+        name: "morercpthosts",
+        kind: Kind::MoreRcptHosts,
+        readers: &["qmail-newmrh"],
+    },
+    Control {
+        name: "morercpthosts.cdb",
+        kind: Kind::MoreRcptHostsCdb,
+        readers: &["qmail-smtpd", "qmail-qmtpd"],
+    },
+    line(
+        "smtpgreeting",
+        true,
+        "smtpgreeting",
+        "SMTP greeting: 220 ",
+        SMTPD,
+    ),
+    list(
+        "smtproutes",
+        "No artificial SMTP routes.",
+        "SMTP route: ",
+        "",
+        REMOTE,
+    ),
+    int(
+        "timeoutconnect",
+        "60",
+        "SMTP client connection timeout is ",
+        " seconds",
+        REMOTE,
+    ),
+    int(
+        "timeoutremote",
+        "1200",
+        "SMTP client data timeout is ",
+        " seconds",
+        REMOTE,
+    ),
+    int(
+        "timeoutsmtpd",
+        "1200",
+        "SMTP server data timeout is ",
+        " seconds",
+        SMTPD,
+    ),
+    list(
+        "virtualdomains",
+        "No virtual domains.",
+        "Virtual domain: ",
+        "",
+        SEND,
+    ),
 ];
 
 /// The entry for control file `name`.
@@ -157,7 +328,11 @@ mod tests {
         assert!(CONTROLS.iter().all(|c| !c.readers.is_empty()));
         assert_eq!(
             lookup(b"me").unwrap().kind,
-            Kind::Line { me_default: false, default: "undefined! Uh-oh", prefix: "My name is " }
+            Kind::Line {
+                me_default: false,
+                default: "undefined! Uh-oh",
+                prefix: "My name is "
+            }
         );
         assert!(lookup(b"defaultdelivery").is_none());
     }

@@ -25,7 +25,10 @@ pub const PROG: &str = "qmail-showctl";
 
 /// Appends `s` with bytes outside 32..126 replaced by `?` (qmail's `safeput`).
 fn safe(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend(s.iter().map(|&c| if (32..=126).contains(&c) { c } else { b'?' }));
+    out.extend(
+        s.iter()
+            .map(|&c| if (32..=126).contains(&c) { c } else { b'?' }),
+    );
 }
 
 /// The lines about the build settings and ids.
@@ -55,7 +58,14 @@ user ids: {}, {}, {}, {}, {}, {}, {}, {}.\ngroup ids: {}, {}.\n",
 
 /// Describes a list file; returns whether it existed (`Some(true)`), was absent
 /// (`Some(false)`), or could not be read (`None`).
-fn list(out: &mut Vec<u8>, dir: &Path, name: &str, default: &str, prefix: &str, suffix: &str) -> Option<bool> {
+fn list(
+    out: &mut Vec<u8>,
+    dir: &Path,
+    name: &str,
+    default: &str,
+    prefix: &str,
+    suffix: &str,
+) -> Option<bool> {
     out.extend_from_slice(format!("\n{name}: ").as_bytes());
     match read_optional(&dir.join(name)) {
         Err(_) => {
@@ -80,7 +90,15 @@ fn list(out: &mut Vec<u8>, dir: &Path, name: &str, default: &str, prefix: &str, 
     }
 }
 
-fn line(out: &mut Vec<u8>, dir: &Path, me: Option<&[u8]>, name: &str, me_default: bool, default: &str, prefix: &str) {
+fn line(
+    out: &mut Vec<u8>,
+    dir: &Path,
+    me: Option<&[u8]>,
+    name: &str,
+    me_default: bool,
+    default: &str,
+    prefix: &str,
+) {
     out.extend_from_slice(format!("\n{name}: ").as_bytes());
     let value = match read_optional(&dir.join(name)) {
         Err(_) => {
@@ -106,7 +124,9 @@ fn int(out: &mut Vec<u8>, dir: &Path, name: &str, default: &str, prefix: &str, s
     match read_optional(&dir.join(name)) {
         Err(_) => out.extend_from_slice(b"Oops! Trouble reading this file.\n"),
         Ok(text) => match text.and_then(|t| crate::scan_ulong(&first_line(&t))) {
-            None => out.extend_from_slice(format!("(Default.) {prefix}{default}{suffix}.\n").as_bytes()),
+            None => {
+                out.extend_from_slice(format!("(Default.) {prefix}{default}{suffix}.\n").as_bytes())
+            }
             Some(n) => {
                 // qmail stores the number in an int and shows a negative one as 0.
                 let n = (n as u32 as i32).max(0);
@@ -123,7 +143,9 @@ fn mrh_cdb(out: &mut Vec<u8>, dir: &Path) {
         (Err(_), Err(_)) => "(Default.) No effect.",
         (Err(_), Ok(_)) => "Oops! morercpthosts.cdb exists but morercpthosts doesn't.",
         (Ok(_), Err(_)) => "Oops! morercpthosts exists but morercpthosts.cdb doesn't.",
-        (Ok(s), Ok(c)) if s.mtime() > c.mtime() => "Oops! morercpthosts.cdb is older than morercpthosts.",
+        (Ok(s), Ok(c)) if s.mtime() > c.mtime() => {
+            "Oops! morercpthosts.cdb is older than morercpthosts."
+        }
         (Ok(_), Ok(_)) => "Modified recently enough; hopefully up to date.",
     };
     out.extend_from_slice(format!("\nmorercpthosts.cdb: {text}\n").as_bytes());
@@ -162,23 +184,51 @@ fn report(out: &mut Vec<u8>, home_text: &str, home: &Path) -> i32 {
     let mut have_rcpthosts = None;
     for c in CONTROLS {
         match c.kind {
-            Kind::List { default, prefix, suffix } => {
+            Kind::List {
+                default,
+                prefix,
+                suffix,
+            } => {
                 let r = list(out, &dir, c.name, default, prefix, suffix);
                 if c.name == "rcpthosts" {
                     have_rcpthosts = Some(r != Some(false));
                 }
             }
-            Kind::Line { me_default, default, prefix } => {
-                line(out, &dir, me.as_deref(), c.name, me_default, default, prefix)
-            }
-            Kind::Int { default, prefix, suffix } => int(out, &dir, c.name, default, prefix, suffix),
+            Kind::Line {
+                me_default,
+                default,
+                prefix,
+            } => line(
+                out,
+                &dir,
+                me.as_deref(),
+                c.name,
+                me_default,
+                default,
+                prefix,
+            ),
+            Kind::Int {
+                default,
+                prefix,
+                suffix,
+            } => int(out, &dir, c.name, default, prefix, suffix),
             Kind::MoreRcptHosts => {
                 // An unreadable rcpthosts counts as present, as in qmail.
                 if have_rcpthosts.unwrap_or(false) {
                     let prefix = "SMTP clients may send messages to recipients at ";
-                    list(out, &dir, c.name, registry::MRH_DEFAULT_WITH_RCPTHOSTS, prefix, ".");
+                    list(
+                        out,
+                        &dir,
+                        c.name,
+                        registry::MRH_DEFAULT_WITH_RCPTHOSTS,
+                        prefix,
+                        ".",
+                    );
                 } else {
-                    let (d, p) = (registry::MRH_DEFAULT_WITHOUT_RCPTHOSTS, registry::MRH_PREFIX_WITHOUT_RCPTHOSTS);
+                    let (d, p) = (
+                        registry::MRH_DEFAULT_WITHOUT_RCPTHOSTS,
+                        registry::MRH_PREFIX_WITHOUT_RCPTHOSTS,
+                    );
                     list(out, &dir, c.name, d, p, ".");
                 }
             }
@@ -204,7 +254,12 @@ pub fn main() -> ! {
         Ok(ids) => ids,
         Err(f) => qmail_core::fatal::die(PROG, &f),
     };
-    let code = run(conf::HOME, Path::new(conf::HOME), &ids, &mut std::io::stdout().lock());
+    let code = run(
+        conf::HOME,
+        Path::new(conf::HOME),
+        &ids,
+        &mut std::io::stdout().lock(),
+    );
     std::process::exit(code)
 }
 
@@ -213,7 +268,10 @@ mod tests {
     use super::*;
     use crate::TempDir;
 
-    const IDS: QmailIds = QmailIds { users: [7790, 7791, 7792, 0, 7793, 7794, 7795, 7796], groups: [2107, 2108] };
+    const IDS: QmailIds = QmailIds {
+        users: [7790, 7791, 7792, 0, 7793, 7794, 7795, 7796],
+        groups: [2107, 2108],
+    };
 
     const HEADER: &str = "qmail home directory: /var/qmail.\n\
 user-ext delimiter: -.\n\
@@ -350,34 +408,56 @@ SMTP clients may send messages to recipients at .example.com.\n",
     fn morercpthosts_cdb_states() {
         let t = TempDir::new("showctl-mrh");
         t.write("control/morercpthosts.cdb", b"");
-        assert!(show(&t).1.contains("\nmorercpthosts: (Default.) No rcpthosts; morercpthosts is irrelevant.\n"));
         assert!(show(&t)
             .1
-            .contains("\nmorercpthosts.cdb: Oops! morercpthosts.cdb exists but morercpthosts doesn't.\n"));
+            .contains("\nmorercpthosts: (Default.) No rcpthosts; morercpthosts is irrelevant.\n"));
+        assert!(show(&t).1.contains(
+            "\nmorercpthosts.cdb: Oops! morercpthosts.cdb exists but morercpthosts doesn't.\n"
+        ));
         t.write("control/rcpthosts", b"a.example\n");
         t.write("control/morercpthosts", b"");
-        let cdb = std::fs::File::options().write(true).open(t.path().join("control/morercpthosts.cdb")).unwrap();
+        let cdb = std::fs::File::options()
+            .write(true)
+            .open(t.path().join("control/morercpthosts.cdb"))
+            .unwrap();
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         cdb.set_modified(old).unwrap();
-        assert!(show(&t).1.contains("\nmorercpthosts.cdb: Oops! morercpthosts.cdb is older than morercpthosts.\n"));
-        cdb.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+        assert!(show(&t).1.contains(
+            "\nmorercpthosts.cdb: Oops! morercpthosts.cdb is older than morercpthosts.\n"
+        ));
+        cdb.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
         let out = show(&t).1;
         assert!(
             out.contains("\nmorercpthosts: \n\nmorercpthosts.cdb: Modified recently enough; hopefully up to date.\n"),
             "{out}"
         );
         std::fs::remove_file(t.path().join("control/morercpthosts")).unwrap();
-        assert!(show(&t).1.contains("\nmorercpthosts: (Default.) No effect.\n"));
+        assert!(show(&t)
+            .1
+            .contains("\nmorercpthosts: (Default.) No effect.\n"));
     }
 
     #[test]
     fn oops_exits() {
         let t = TempDir::new("showctl-oops");
         let mut out = Vec::new();
-        assert_eq!(run("/var/qmail", &t.path().join("nope"), &IDS, &mut out), 111);
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{HEADER}Oops! Unable to chdir to /var/qmail.\n"));
-        assert_eq!(show(&t), (111, format!("{HEADER}Oops! Unable to chdir to control.\n")));
+        assert_eq!(
+            run("/var/qmail", &t.path().join("nope"), &IDS, &mut out),
+            111
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{HEADER}Oops! Unable to chdir to /var/qmail.\n")
+        );
+        assert_eq!(
+            show(&t),
+            (111, format!("{HEADER}Oops! Unable to chdir to control.\n"))
+        );
         t.write("control/me/x", b"");
-        assert_eq!(show(&t), (111, format!("{HEADER}Oops! Trouble reading control/me.")));
+        assert_eq!(
+            show(&t),
+            (111, format!("{HEADER}Oops! Trouble reading control/me."))
+        );
     }
 }

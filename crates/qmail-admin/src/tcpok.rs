@@ -20,17 +20,20 @@ pub const PROG: &str = "qmail-tcpok";
 pub fn run(home_text: &str, home: &Path) -> Result<(), Fatal> {
     crate::check_dir(home).map_err(|e| Fatal::io(format!("unable to chdir to {home_text}"), &e))?;
     let lock = home.join("queue/lock");
-    crate::check_dir(&lock).map_err(|e| Fatal::io(format!("unable to chdir to {home_text}/queue/lock"), &e))?;
+    crate::check_dir(&lock)
+        .map_err(|e| Fatal::io(format!("unable to chdir to {home_text}/queue/lock"), &e))?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(lock.join("tcpto"))
         .map_err(|e| Fatal::io(format!("unable to write {home_text}/queue/lock/tcpto"), &e))?;
-    let mut held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, errno)| {
-        Fatal::io(
-            format!("unable to lock {home_text}/queue/lock/tcpto"),
-            &std::io::Error::from_raw_os_error(errno as i32),
-        )
-    })?;
+    let mut held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(
+        |(_, errno)| {
+            Fatal::io(
+                format!("unable to lock {home_text}/queue/lock/tcpto"),
+                &std::io::Error::from_raw_os_error(errno as i32),
+            )
+        },
+    )?;
     held.write_all(&[0u8; crate::tcpto::TABLE_SIZE])
         .and_then(|()| held.flush())
         .map_err(|e| Fatal::io(format!("unable to clear {home_text}/queue/lock/tcpto"), &e))
@@ -66,7 +69,11 @@ mod tests {
         t.write("queue/lock/tcpto", &[0xa5; 1100]);
         run("/var/qmail", t.path()).unwrap();
         let after = std::fs::read(t.path().join("queue/lock/tcpto")).unwrap();
-        assert_eq!(after.len(), 1100, "qmail overwrites in place, it does not truncate");
+        assert_eq!(
+            after.len(),
+            1100,
+            "qmail overwrites in place, it does not truncate"
+        );
         assert!(after[..1024].iter().all(|&c| c == 0));
         assert!(after[1024..].iter().all(|&c| c == 0xa5));
     }

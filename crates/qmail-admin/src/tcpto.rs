@@ -54,7 +54,11 @@ pub fn report(table: &[u8], now: u64) -> Vec<u8> {
         let [a, b, c, d] = r.ip;
         let ago = now.wrapping_sub(u64::from(r.when));
         out.extend_from_slice(
-            format!("{a}.{b}.{c}.{d} timed out {ago} seconds ago; # recent timeouts: {}\n", r.count).as_bytes(),
+            format!(
+                "{a}.{b}.{c}.{d} timed out {ago} seconds ago; # recent timeouts: {}\n",
+                r.count
+            )
+            .as_bytes(),
         );
     }
     out
@@ -71,10 +75,19 @@ pub fn read_table(home: &Path) -> Result<Vec<u8>, Vec<u8>> {
         crate::check_dir(dir).map_err(|e| fatal("unable to chdir", &e))?;
     }
     let path = lock.join("tcpto");
-    let wfd = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| fatal("unable to open tcpto", &e))?;
+    let wfd = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| fatal("unable to open tcpto", &e))?;
     let mut rfd = std::fs::File::open(&path).map_err(|e| fatal("unable to open tcpto", &e))?;
-    let held = nix::fcntl::Flock::lock(wfd, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, errno)| fatal("unable to lock tcpto", &std::io::Error::from_raw_os_error(errno as i32)))?;
+    let held = nix::fcntl::Flock::lock(wfd, nix::fcntl::FlockArg::LockExclusive).map_err(
+        |(_, errno)| {
+            fatal(
+                "unable to lock tcpto",
+                &std::io::Error::from_raw_os_error(errno as i32),
+            )
+        },
+    )?;
     let mut buf = vec![0u8; TABLE_SIZE];
     let r = rfd.read(&mut buf);
     drop(rfd);
@@ -97,7 +110,11 @@ pub fn run(home: &Path, now: u64, w: &mut dyn Write) -> i32 {
 /// The program: [`run`] on qmail's home, now.
 pub fn main() -> ! {
     let now = qmail_core::date822fmt::now().max(0) as u64;
-    std::process::exit(run(Path::new(qmail_core::conf::HOME), now, &mut std::io::stdout().lock()))
+    std::process::exit(run(
+        Path::new(qmail_core::conf::HOME),
+        now,
+        &mut std::io::stdout().lock(),
+    ))
 }
 
 #[cfg(test)]
@@ -126,7 +143,10 @@ mod tests {
 127.0.0.1 timed out 18446744073709551116 seconds ago; # recent timeouts: 10\n"
         );
         for cut in 0..=64 {
-            let n = report(&table[..cut], 1500).iter().filter(|&&c| c == b'\n').count();
+            let n = report(&table[..cut], 1500)
+                .iter()
+                .filter(|&&c| c == b'\n')
+                .count();
             assert_eq!(n, usize::from(cut >= 16) + usize::from(cut >= 64));
         }
         assert!(report(&[0u8; TABLE_SIZE], 0).is_empty());
@@ -147,6 +167,9 @@ mod tests {
         t.write("queue/lock/tcpto", &table);
         let mut out = Vec::new();
         assert_eq!(run(t.path(), 160, &mut out), 0);
-        assert_eq!(out, b"198.51.100.7 timed out 60 seconds ago; # recent timeouts: 1\n");
+        assert_eq!(
+            out,
+            b"198.51.100.7 timed out 60 seconds ago; # recent timeouts: 1\n"
+        );
     }
 }

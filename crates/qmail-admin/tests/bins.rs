@@ -11,5 +11,8 @@ fn pw2u_rejects_bad_options() {
     assert!(out.stdout.is_empty());
     let out = Command::new(exe).arg("-c").output().unwrap();
     assert_eq!(out.status.code(), Some(100));
-    assert_eq!(out.stderr, b"qmail-pw2u: option requires an argument -- c\n");
+    assert_eq!(
+        out.stderr,
+        b"qmail-pw2u: option requires an argument -- c\n"
+    );
 }

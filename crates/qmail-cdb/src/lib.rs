@@ -32,11 +32,14 @@ impl From<io::Error> for Error {
 
 /// The cdb hash: h = 5381; h = (h * 33) ^ c, on 32 bits.
 pub fn hash(key: &[u8]) -> u32 {
-    key.iter().fold(5381u32, |h, &c| (h << 5).wrapping_add(h) ^ u32::from(c))
+    key.iter()
+        .fold(5381u32, |h, &c| (h << 5).wrapping_add(h) ^ u32::from(c))
 }
 
 fn u32_at(b: &[u8], pos: usize) -> Result<u32, Error> {
-    let s = b.get(pos..pos.checked_add(4).ok_or(Error::Format)?).ok_or(Error::Format)?;
+    let s = b
+        .get(pos..pos.checked_add(4).ok_or(Error::Format)?)
+        .ok_or(Error::Format)?;
     Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
@@ -117,8 +120,10 @@ impl Builder {
         if end > u32::MAX as usize - 16 * (self.entries.len() + 1) - 8 {
             return Err(too_big());
         }
-        self.records.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        self.records.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.records
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.records
+            .extend_from_slice(&(data.len() as u32).to_le_bytes());
         self.records.extend_from_slice(key);
         self.records.extend_from_slice(data);
         self.entries.push((hash(key), pos as u32));
@@ -139,7 +144,11 @@ impl Builder {
             header.extend_from_slice(&(pos as u32).to_le_bytes());
             header.extend_from_slice(&(len as u32).to_le_bytes());
             let mut slots = vec![(0u32, 0u32); len];
-            for &(h, p) in self.entries.iter().filter(|(h, _)| *h as usize & 255 == bucket) {
+            for &(h, p) in self
+                .entries
+                .iter()
+                .filter(|(h, _)| *h as usize & 255 == bucket)
+            {
                 let mut s = (h as usize >> 8) % len;
                 while slots[s].1 != 0 {
                     s = (s + 1) % len;
@@ -187,7 +196,9 @@ mod tests {
     fn empty_database_is_2048_bytes_and_opens() {
         let bytes = Builder::new().finish();
         assert_eq!(bytes.len(), 2048);
-        assert!(bytes.chunks(8).all(|c| c[..4] == 2048u32.to_le_bytes() && c[4..] == [0, 0, 0, 0]));
+        assert!(bytes
+            .chunks(8)
+            .all(|c| c[..4] == 2048u32.to_le_bytes() && c[4..] == [0, 0, 0, 0]));
         assert_eq!(Cdb::from_bytes(bytes).unwrap().get(b"x").unwrap(), None);
     }
 

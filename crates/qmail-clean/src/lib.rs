@@ -101,7 +101,8 @@ pub fn execute(queue: &Path, cmd: Command) -> u8 {
         Command::Todo(id) => (id, "todo"),
         Command::Foop(id) => (id, "mess"),
     };
-    let result = unlink(queue, &queue::path_of("intd", id)).and_then(|()| unlink(queue, &queue::path_of(second, id)));
+    let result = unlink(queue, &queue::path_of("intd", id))
+        .and_then(|()| unlink(queue, &queue::path_of(second, id)));
     if result.is_ok() {
         DONE
     } else {
@@ -112,7 +113,9 @@ pub fn execute(queue: &Path, cmd: Command) -> u8 {
 /// Removes every `pid/` entry last accessed `OSSIFIED` seconds or more before `now`. Every error
 /// is skipped: the next sweep tries again.
 pub fn sweep_pid(queue: &Path, now: i64) {
-    let Ok(dir) = std::fs::read_dir(queue.join("pid")) else { return };
+    let Ok(dir) = std::fs::read_dir(queue.join("pid")) else {
+        return;
+    };
     for entry in dir.flatten() {
         let path = entry.path();
         match std::fs::metadata(&path) {
@@ -148,7 +151,12 @@ fn next_command(input: &mut impl BufRead) -> Option<Option<Vec<u8>>> {
 
 /// The command loop: answers every command on `input` until it ends. `now` gives the clock for
 /// the `pid/` sweeps.
-pub fn serve(queue: &Path, input: &mut impl BufRead, output: &mut impl Write, mut now: impl FnMut() -> i64) -> Exit {
+pub fn serve(
+    queue: &Path,
+    input: &mut impl BufRead,
+    output: &mut impl Write,
+    mut now: impl FnMut() -> i64,
+) -> Exit {
     let mut until_sweep = 0;
     loop {
         if until_sweep == 0 {
@@ -157,12 +165,18 @@ pub fn serve(queue: &Path, input: &mut impl BufRead, output: &mut impl Write, mu
         } else {
             until_sweep -= 1;
         }
-        let Some(cmd) = next_command(input) else { return Exit::Done };
+        let Some(cmd) = next_command(input) else {
+            return Exit::Done;
+        };
         let answer = match cmd.as_deref().and_then(parse) {
             Some(c) => execute(queue, c),
             None => MALFORMED,
         };
-        if output.write_all(&[answer]).and_then(|()| output.flush()).is_err() {
+        if output
+            .write_all(&[answer])
+            .and_then(|()| output.flush())
+            .is_err()
+        {
             return Exit::WriteError;
         }
     }
@@ -191,7 +205,10 @@ mod tests {
             (b"foop/457\0", Some(Command::Foop(457))),
             (b"todo/1\0", Some(Command::Todo(1))),
             (b"todo/0\0", Some(Command::Todo(0))),
-            (b"foop/18446744073709551615\0", Some(Command::Foop(u64::MAX))),
+            (
+                b"foop/18446744073709551615\0",
+                Some(Command::Foop(u64::MAX)),
+            ),
             (b"todo/007\0", Some(Command::Todo(7))),
             (&long_ok, None), // 94 digits overflow a u64: no inode has that number
             (&too_long, None),
@@ -231,7 +248,8 @@ mod tests {
     }
 
     fn scratch(tag: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!("qmail-clean-unit.{}.{tag}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("qmail-clean-unit.{}.{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         for d in ["pid", "intd", "todo", "mess/20"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
@@ -241,22 +259,45 @@ mod tests {
 
     fn run(queue: &Path, input: &[u8]) -> (Exit, Vec<u8>) {
         let mut out = Vec::new();
-        let code = serve(queue, &mut io::BufReader::with_capacity(16, input), &mut out, || 0);
+        let code = serve(
+            queue,
+            &mut io::BufReader::with_capacity(16, input),
+            &mut out,
+            || 0,
+        );
         (code, out)
     }
 
     #[test]
     fn serve_answers_and_unlinks() {
         let q = scratch("serve");
-        for f in ["intd/457", "todo/457", "mess/20/457", "intd/480", "mess/20/480"] {
+        for f in [
+            "intd/457",
+            "todo/457",
+            "mess/20/457",
+            "intd/480",
+            "mess/20/480",
+        ] {
             std::fs::write(q.join(f), b"").unwrap();
         }
         let over_long = [&b"todo/"[..], &[b'4'; 5000], b"\0"].concat();
-        let input = [&b"todo/457\0"[..], b"bogus\0", &over_long, b"foop/480\0foop/457\0todo/999\0todo/1"].concat();
+        let input = [
+            &b"todo/457\0"[..],
+            b"bogus\0",
+            &over_long,
+            b"foop/480\0foop/457\0todo/999\0todo/1",
+        ]
+        .concat();
         let (code, out) = run(&q, &input);
         assert_eq!(code, Exit::Done);
         assert_eq!(out, b"+xx+++");
-        for f in ["intd/457", "todo/457", "mess/20/457", "intd/480", "mess/20/480"] {
+        for f in [
+            "intd/457",
+            "todo/457",
+            "mess/20/457",
+            "intd/480",
+            "mess/20/480",
+        ] {
             assert!(!q.join(f).exists(), "{f}");
         }
         // A failed unlink (here: the name is a non-empty directory) answers `!` and stops there.
@@ -280,7 +321,10 @@ mod tests {
     #[test]
     fn write_failure_exits_100() {
         let q = scratch("closed");
-        assert_eq!(serve(&q, &mut &b"todo/1\0"[..], &mut Closed, || 0), Exit::WriteError);
+        assert_eq!(
+            serve(&q, &mut &b"todo/1\0"[..], &mut Closed, || 0),
+            Exit::WriteError
+        );
         assert_eq!(serve(&q, &mut &b""[..], &mut Closed, || 0), Exit::Done);
         std::fs::remove_dir_all(&q).unwrap();
     }

@@ -58,7 +58,11 @@ mod tests {
 
     #[test]
     fn case_insensitive_last_wins() {
-        let m = ConstMap::from_pairs(&[b"Ex.com:a".to_vec(), b"nocolon".to_vec(), b"ex.COM:b".to_vec()]);
+        let m = ConstMap::from_pairs(&[
+            b"Ex.com:a".to_vec(),
+            b"nocolon".to_vec(),
+            b"ex.COM:b".to_vec(),
+        ]);
         assert_eq!(m.get(b"EX.com"), Some(&b"b"[..]));
         assert!(!m.contains(b"nocolon"));
         let s = ConstMap::from_keys(&[b"Local.Example".to_vec()]);

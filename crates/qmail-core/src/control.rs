@@ -36,7 +36,11 @@ pub fn first_line(contents: &[u8]) -> Vec<u8> {
 /// The "integer" style: leading decimal digits of the first line, or `None` if there are none.
 pub fn parse_int(contents: &[u8]) -> Option<u64> {
     let line = first_line(contents);
-    let digits: Vec<u8> = line.iter().copied().take_while(u8::is_ascii_digit).collect();
+    let digits: Vec<u8> = line
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
     if digits.is_empty() {
         return None;
     }
@@ -112,7 +116,9 @@ impl Controls {
 
     /// "integer" style with a default for a missing file or a line without leading digits.
     pub fn int(&self, name: &str, default: u64) -> io::Result<u64> {
-        Ok(read_optional(&self.path(name))?.and_then(|c| parse_int(&c)).unwrap_or(default))
+        Ok(read_optional(&self.path(name))?
+            .and_then(|c| parse_int(&c))
+            .unwrap_or(default))
     }
 
     /// "list" style; `None` if the file does not exist.
@@ -127,7 +133,10 @@ mod tests {
 
     #[test]
     fn first_line_trims_only_trailing_blanks() {
-        assert_eq!(first_line(b"  host.example \t\nsecond\n"), b"  host.example");
+        assert_eq!(
+            first_line(b"  host.example \t\nsecond\n"),
+            b"  host.example"
+        );
         assert_eq!(first_line(b"a\r\n"), b"a\r");
         assert_eq!(first_line(b""), b"");
         assert_eq!(first_line(b"no newline"), b"no newline");
@@ -145,7 +154,14 @@ mod tests {
     #[test]
     fn lists_skip_comments_and_blank_lines() {
         let l = parse_list(b"a.example\n# comment\n\n  \n b.example \t\nlast");
-        assert_eq!(l, vec![b"a.example".to_vec(), b" b.example".to_vec(), b"last".to_vec()]);
+        assert_eq!(
+            l,
+            vec![
+                b"a.example".to_vec(),
+                b" b.example".to_vec(),
+                b"last".to_vec()
+            ]
+        );
     }
 
     #[test]
@@ -155,8 +171,14 @@ mod tests {
         std::fs::write(dir.join("me"), "mx.example\n").unwrap();
         std::fs::write(dir.join("concurrencyremote"), "5\n").unwrap();
         let c = Controls::open(&dir).unwrap();
-        assert_eq!(c.line_me("bouncehost", b"bouncehost").unwrap(), b"mx.example");
-        assert_eq!(c.line_or("bouncefrom", b"MAILER-DAEMON").unwrap(), b"MAILER-DAEMON");
+        assert_eq!(
+            c.line_me("bouncehost", b"bouncehost").unwrap(),
+            b"mx.example"
+        );
+        assert_eq!(
+            c.line_or("bouncefrom", b"MAILER-DAEMON").unwrap(),
+            b"MAILER-DAEMON"
+        );
         assert_eq!(c.int("concurrencyremote", 20).unwrap(), 5);
         assert_eq!(c.int("concurrencylocal", 10).unwrap(), 10);
         assert_eq!(c.list("locals").unwrap(), None);

@@ -1,6 +1,8 @@
 //! RFC 822 dates in qmail's fixed UTC form (`date822fmt.c`, `datetime.c`): `24 Nov 2026 10:02:47 -0000`.
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// A broken-down UTC time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +91,9 @@ mod tests {
         assert_eq!(date822(1_795_514_567), "24 Nov 2026 10:02:47 -0000");
         assert_eq!(date822(951_782_400), "29 Feb 2000 00:00:00 -0000");
         assert_eq!(DateTime::from_unix(0).weekday, 4);
-        assert_eq!(DateTime::from_unix(-1).without_zone(), "31 Dec 1969 23:59:59");
+        assert_eq!(
+            DateTime::from_unix(-1).without_zone(),
+            "31 Dec 1969 23:59:59"
+        );
     }
 }

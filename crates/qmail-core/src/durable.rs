@@ -22,7 +22,12 @@ pub fn fsync_parent(path: &Path) -> io::Result<()> {
 /// the old file or the new one, never a partial one, and the new one survives a crash.
 pub fn replace_file(tmp: &Path, dest: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);

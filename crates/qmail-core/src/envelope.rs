@@ -6,7 +6,9 @@
 
 /// Builds qmail-queue's envelope input: sender record, one record per recipient, empty record.
 pub fn encode(sender: &[u8], recipients: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(sender.len() + 3 + recipients.iter().map(|r| r.len() + 2).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        sender.len() + 3 + recipients.iter().map(|r| r.len() + 2).sum::<usize>(),
+    );
     out.push(b'F');
     out.extend_from_slice(sender);
     out.push(0);
@@ -51,7 +53,11 @@ pub fn records(file: &[u8]) -> Result<Vec<Record<'_>>, RecordError> {
         if end == pos {
             return Err(RecordError::Empty);
         }
-        out.push(Record { kind: file[pos], data: &file[pos + 1..end], offset: pos });
+        out.push(Record {
+            kind: file[pos],
+            data: &file[pos + 1..end],
+            offset: pos,
+        });
         pos = end + 1;
     }
     Ok(out)
@@ -63,7 +69,10 @@ mod tests {
 
     #[test]
     fn encode_matches_qmail_queue_input() {
-        assert_eq!(encode(b"a@b", &[b"c@d".to_vec(), b"e@f".to_vec()]), b"Fa@b\0Tc@d\0Te@f\0\0");
+        assert_eq!(
+            encode(b"a@b", &[b"c@d".to_vec(), b"e@f".to_vec()]),
+            b"Fa@b\0Tc@d\0Te@f\0\0"
+        );
         assert_eq!(encode(b"", &[]), b"F\0\0");
     }
 

@@ -73,7 +73,8 @@ pub fn error_str(e: &io::Error) -> &'static str {
 
 /// Whether the error is one qmail treats as temporary (`error_temp`).
 pub fn is_temporary(e: &io::Error) -> bool {
-    e.raw_os_error().is_some_and(qmail_sys::spawn::errno_is_temporary)
+    e.raw_os_error()
+        .is_some_and(qmail_sys::spawn::errno_is_temporary)
 }
 
 #[cfg(test)]
@@ -84,7 +85,10 @@ mod tests {
     fn texts_are_qmails() {
         assert_eq!(errno_str(libc::ENOENT), "file does not exist");
         assert_eq!(errno_str(libc::EACCES), "access denied");
-        assert_eq!(error_str(&io::Error::from_raw_os_error(libc::ENOSPC)), "out of disk space");
+        assert_eq!(
+            error_str(&io::Error::from_raw_os_error(libc::ENOSPC)),
+            "out of disk space"
+        );
         assert!(is_temporary(&io::Error::from_raw_os_error(libc::ENOMEM)));
         assert!(!is_temporary(&io::Error::from_raw_os_error(libc::ENOENT)));
     }

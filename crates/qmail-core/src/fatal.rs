@@ -19,15 +19,25 @@ pub struct Fatal {
 impl Fatal {
     /// A temporary failure (111) with `message`.
     pub fn temp(message: impl Into<String>) -> Self {
-        Fatal { code: EXIT_TEMP, message: message.into() }
+        Fatal {
+            code: EXIT_TEMP,
+            message: message.into(),
+        }
     }
     /// A permanent failure (100) with `message`.
     pub fn perm(message: impl Into<String>) -> Self {
-        Fatal { code: EXIT_PERM, message: message.into() }
+        Fatal {
+            code: EXIT_PERM,
+            message: message.into(),
+        }
     }
     /// `what: <qmail's text for e>` as a temporary failure.
     pub fn io(what: impl AsRef<str>, e: &io::Error) -> Self {
-        Fatal::temp(format!("{}: {}", what.as_ref(), crate::error_str::error_str(e)))
+        Fatal::temp(format!(
+            "{}: {}",
+            what.as_ref(),
+            crate::error_str::error_str(e)
+        ))
     }
 }
 

@@ -21,20 +21,33 @@ pub fn read_line(r: &mut impl BufRead, delim: u8, max: usize) -> io::Result<Opti
             Err(e) => return Err(e),
         };
         if buf.is_empty() {
-            return Ok(if bytes.is_empty() { None } else { Some(Line { bytes, complete: false }) });
+            return Ok(if bytes.is_empty() {
+                None
+            } else {
+                Some(Line {
+                    bytes,
+                    complete: false,
+                })
+            });
         }
         let room = max - bytes.len();
         let window = &buf[..buf.len().min(room)];
         if let Some(i) = window.iter().position(|&c| c == delim) {
             bytes.extend_from_slice(&window[..=i]);
             r.consume(i + 1);
-            return Ok(Some(Line { bytes, complete: true }));
+            return Ok(Some(Line {
+                bytes,
+                complete: true,
+            }));
         }
         let n = window.len();
         bytes.extend_from_slice(window);
         r.consume(n);
         if bytes.len() >= max {
-            return Ok(Some(Line { bytes, complete: false }));
+            return Ok(Some(Line {
+                bytes,
+                complete: false,
+            }));
         }
     }
 }
@@ -46,10 +59,34 @@ mod tests {
     #[test]
     fn bounded_lines() {
         let mut r = io::Cursor::new(b"ab\ncdefg\nh".to_vec());
-        assert_eq!(read_line(&mut r, b'\n', 10).unwrap().unwrap(), Line { bytes: b"ab\n".to_vec(), complete: true });
-        assert_eq!(read_line(&mut r, b'\n', 3).unwrap().unwrap(), Line { bytes: b"cde".to_vec(), complete: false });
-        assert_eq!(read_line(&mut r, b'\n', 10).unwrap().unwrap(), Line { bytes: b"fg\n".to_vec(), complete: true });
-        assert_eq!(read_line(&mut r, b'\n', 10).unwrap().unwrap(), Line { bytes: b"h".to_vec(), complete: false });
+        assert_eq!(
+            read_line(&mut r, b'\n', 10).unwrap().unwrap(),
+            Line {
+                bytes: b"ab\n".to_vec(),
+                complete: true
+            }
+        );
+        assert_eq!(
+            read_line(&mut r, b'\n', 3).unwrap().unwrap(),
+            Line {
+                bytes: b"cde".to_vec(),
+                complete: false
+            }
+        );
+        assert_eq!(
+            read_line(&mut r, b'\n', 10).unwrap().unwrap(),
+            Line {
+                bytes: b"fg\n".to_vec(),
+                complete: true
+            }
+        );
+        assert_eq!(
+            read_line(&mut r, b'\n', 10).unwrap().unwrap(),
+            Line {
+                bytes: b"h".to_vec(),
+                complete: false
+            }
+        );
         assert_eq!(read_line(&mut r, b'\n', 10).unwrap(), None);
     }
 }

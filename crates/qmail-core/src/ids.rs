@@ -22,7 +22,12 @@ pub struct Account {
 /// Looks a user up by name (getpwnam). `Ok(None)` if there is no such account.
 pub fn user(name: &str) -> std::io::Result<Option<Account>> {
     match nix::unistd::User::from_name(name) {
-        Ok(Some(u)) => Ok(Some(Account { name: u.name, uid: u.uid.as_raw(), gid: u.gid.as_raw(), home: u.dir })),
+        Ok(Some(u)) => Ok(Some(Account {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: u.dir,
+        })),
         Ok(None) => Ok(None),
         Err(e) => Err(std::io::Error::from_raw_os_error(e as i32)),
     }
@@ -82,6 +87,12 @@ impl QmailIds {
         for (slot, name) in users.iter_mut().zip(USER_NAMES) {
             *slot = qmail_uid(name)?;
         }
-        Ok(QmailIds { users, groups: [qmail_gid(conf::GROUP_QMAIL)?, qmail_gid(conf::GROUP_NOFILES)?] })
+        Ok(QmailIds {
+            users,
+            groups: [
+                qmail_gid(conf::GROUP_QMAIL)?,
+                qmail_gid(conf::GROUP_NOFILES)?,
+            ],
+        })
     }
 }

@@ -72,7 +72,8 @@ impl Injection {
             Some(p) if !p.is_empty() => p.into_encoded_bytes(),
             _ => b"bin/qmail-queue".to_vec(),
         };
-        let program = CString::new(program).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let program =
+            CString::new(program).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let home = CString::new(conf::HOME).expect("conf-qmail has no NUL");
         let (msg_r, msg_w) = pipe()?;
         let (env_r, env_w) = pipe()?;
@@ -89,7 +90,12 @@ impl Injection {
         })?;
         drop(msg_r);
         drop(env_r);
-        Ok(Injection { pid, message: Some(BufWriter::with_capacity(65536, msg_w)), envelope: Some(env_w), failed: false })
+        Ok(Injection {
+            pid,
+            message: Some(BufWriter::with_capacity(65536, msg_w)),
+            envelope: Some(env_w),
+            failed: false,
+        })
     }
 
     /// qmail-queue's pid (the `qp` that qmail logs).
@@ -136,8 +142,12 @@ impl Injection {
         };
         match status {
             nix::sys::wait::WaitStatus::Exited(_, 0) if !failed => Ok(()),
-            nix::sys::wait::WaitStatus::Exited(_, 0) => Err(QueueFailure("Zqq read error (#4.3.0)")),
-            nix::sys::wait::WaitStatus::Exited(_, code) => Err(QueueFailure(exit_status_text(code))),
+            nix::sys::wait::WaitStatus::Exited(_, 0) => {
+                Err(QueueFailure("Zqq read error (#4.3.0)"))
+            }
+            nix::sys::wait::WaitStatus::Exited(_, code) => {
+                Err(QueueFailure(exit_status_text(code)))
+            }
             _ => Err(QueueFailure("Zqq crashed (#4.3.0)")),
         }
     }
@@ -149,9 +159,15 @@ mod tests {
 
     #[test]
     fn exit_texts() {
-        assert_eq!(exit_status_text(11), "Denvelope address too long for qq (#5.1.3)");
+        assert_eq!(
+            exit_status_text(11),
+            "Denvelope address too long for qq (#5.1.3)"
+        );
         assert_eq!(exit_status_text(25), "Dqq permanent problem (#5.3.0)");
-        assert_eq!(exit_status_text(53), "Zqq write error or disk full (#4.3.0)");
+        assert_eq!(
+            exit_status_text(53),
+            "Zqq write error or disk full (#4.3.0)"
+        );
         assert_eq!(exit_status_text(100), "Zqq temporary problem (#4.3.0)");
         assert!(QueueFailure(exit_status_text(31)).is_permanent());
     }

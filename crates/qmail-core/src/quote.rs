@@ -8,7 +8,9 @@ fn needs_quotes(local: &[u8]) -> bool {
     if local.windows(2).any(|w| w == b"..") {
         return true;
     }
-    local.iter().any(|&c| !(33..127).contains(&c) || b"\"(),:;<>@[\\]".contains(&c))
+    local
+        .iter()
+        .any(|&c| !(33..127).contains(&c) || b"\"(),:;<>@[\\]".contains(&c))
 }
 
 /// Quotes a bare local part (no domain) if RFC 822 requires it.
@@ -56,7 +58,10 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote_address(b"joe@x.org"), b"joe@x.org");
-        assert_eq!(quote_address(b"MAILER-DAEMON@x.org"), b"MAILER-DAEMON@x.org");
+        assert_eq!(
+            quote_address(b"MAILER-DAEMON@x.org"),
+            b"MAILER-DAEMON@x.org"
+        );
         assert_eq!(quote_address(b"a b@x"), b"\"a b\"@x");
         assert_eq!(quote_address(b"a\"b@x"), b"\"a\\\"b\"@x");
         assert_eq!(quote_address(b".a@x"), b"\".a\"@x");

@@ -73,7 +73,12 @@ pub fn progname(argv0: &[u8]) -> &[u8] {
 impl<'a> Getopt<'a> {
     /// Starts scanning `args` (argv\[0\] first) against the option string `opts`, e.g. `b"ohc:"`.
     pub fn new(args: &'a [Vec<u8>], opts: &'a [u8]) -> Self {
-        Getopt { args, opts, ind: 1, pos: 0 }
+        Getopt {
+            args,
+            opts,
+            ind: 1,
+            pos: 0,
+        }
     }
 
     /// Index of the first word not yet consumed.
@@ -92,7 +97,11 @@ impl<'a> Getopt<'a> {
     }
 
     fn byte(&self, ind: usize, pos: usize) -> u8 {
-        self.args.get(ind).and_then(|w| w.get(pos)).copied().unwrap_or(0)
+        self.args
+            .get(ind)
+            .and_then(|w| w.get(pos))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Drops what is left of the current word, so that the next call starts at the next word
@@ -152,12 +161,18 @@ impl<'a> Getopt<'a> {
                         self.ind += 1;
                         Next::Opt(c, Some(a.as_slice()))
                     }
-                    None => Next::Problem(Problem { letter: c, missing_argument: true }),
+                    None => Next::Problem(Problem {
+                        letter: c,
+                        missing_argument: true,
+                    }),
                 };
             }
             i += if takes_arg { 2 } else { 1 };
         }
-        Next::Problem(Problem { letter: c, missing_argument: self.ind >= argc })
+        Next::Problem(Problem {
+            letter: c,
+            missing_argument: self.ind >= argc,
+        })
     }
 
     /// The next option; a problem is also reported on `err` in qmail's words (sgetopt).
@@ -193,13 +208,21 @@ mod tests {
         loop {
             match g.next_opt() {
                 Next::Opt(c, None) => out.push((c as char).to_string()),
-                Next::Opt(c, Some(a)) => out.push(format!("{}={}", c as char, String::from_utf8_lossy(a))),
-                Next::Problem(p) if p.missing_argument => out.push(format!("!{}", p.letter as char)),
+                Next::Opt(c, Some(a)) => {
+                    out.push(format!("{}={}", c as char, String::from_utf8_lossy(a)))
+                }
+                Next::Problem(p) if p.missing_argument => {
+                    out.push(format!("!{}", p.letter as char))
+                }
                 Next::Problem(p) => out.push(format!("?{}", p.letter as char)),
                 Next::Done => break,
             }
         }
-        let ops: Vec<String> = g.operands().iter().map(|o| String::from_utf8_lossy(o).into_owned()).collect();
+        let ops: Vec<String> = g
+            .operands()
+            .iter()
+            .map(|o| String::from_utf8_lossy(o).into_owned())
+            .collect();
         format!("{} | {}", out.join(" "), ops.join(" "))
     }
 
@@ -266,7 +289,13 @@ mod tests {
         assert!(g.operands().is_empty());
         let args = vec![b"p".to_vec(), vec![b'-', 0xff, b'c'], vec![]];
         let mut g = Getopt::new(&args, b"c:");
-        assert_eq!(g.next_opt(), Next::Problem(Problem { letter: 0xff, missing_argument: false }));
+        assert_eq!(
+            g.next_opt(),
+            Next::Problem(Problem {
+                letter: 0xff,
+                missing_argument: false
+            })
+        );
         assert_eq!(g.next_opt(), Next::Opt(b'c', Some(&b""[..])));
         assert_eq!(g.next_opt(), Next::Done);
     }

@@ -10,7 +10,9 @@ pub fn label(secs: u64, nanos: u32) -> String {
 
 /// The label for now.
 pub fn now() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     label(d.as_secs(), d.subsec_nanos())
 }
 

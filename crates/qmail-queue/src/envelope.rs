@@ -30,7 +30,11 @@ pub type Recipients = usize;
 /// Reads the envelope from `input` and writes its records to `out`: the `F` record, then `extra`
 /// (qmail's QUEUE_EXTRA, whole records), then every `T` record, each with its NUL. The final empty
 /// record is consumed but not written; bytes after it are never read.
-pub fn copy(input: &mut impl BufRead, out: &mut impl Write, extra: &[u8]) -> Result<Recipients, EnvelopeError> {
+pub fn copy(
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+    extra: &[u8],
+) -> Result<Recipients, EnvelopeError> {
     if next_byte(input)? != b'F' {
         return Err(EnvelopeError::Format);
     }
@@ -71,7 +75,11 @@ fn next_byte(input: &mut impl BufRead) -> Result<u8, EnvelopeError> {
 }
 
 /// Copies `kind` and one address through its NUL, failing once `ADDR_MAX` bytes held no NUL.
-fn copy_address(input: &mut impl BufRead, out: &mut impl Write, kind: u8) -> Result<(), EnvelopeError> {
+fn copy_address(
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+    kind: u8,
+) -> Result<(), EnvelopeError> {
     out.write_all(&[kind]).map_err(EnvelopeError::Write)?;
     let mut len = 0;
     loop {
@@ -84,7 +92,8 @@ fn copy_address(input: &mut impl BufRead, out: &mut impl Write, kind: u8) -> Res
             Some(i) => (i + 1, true),
             None => (window.len(), false),
         };
-        out.write_all(&window[..take]).map_err(EnvelopeError::Write)?;
+        out.write_all(&window[..take])
+            .map_err(EnvelopeError::Write)?;
         input.consume(take);
         if done {
             return Ok(());
@@ -131,11 +140,23 @@ mod tests {
         let long_t = [&b"Fa\0T"[..], &addr(1003), b"\0\0"].concat();
         let long_f_eof = [&b"F"[..], &addr(1003)].concat();
         let cases: Vec<(&[u8], &[u8], R)> = vec![
-            (b"Fa@b\0Tc@d\0Te@f\0\0", b"", R::Ok(2, b"Fa@b\0Tc@d\0Te@f\0".to_vec())),
+            (
+                b"Fa@b\0Tc@d\0Te@f\0\0",
+                b"",
+                R::Ok(2, b"Fa@b\0Tc@d\0Te@f\0".to_vec()),
+            ),
             (b"F\0\0", b"", R::Ok(0, b"F\0".to_vec())),
             (b"F\0T\0\0", b"", R::Ok(1, b"F\0T\0".to_vec())),
-            (b"Fa\0Tb\0\0trailing junk", b"", R::Ok(1, b"Fa\0Tb\0".to_vec())),
-            (b"Fa\0Tb\0\0", b"Tlog\0", R::Ok(1, b"Fa\0Tlog\0Tb\0".to_vec())),
+            (
+                b"Fa\0Tb\0\0trailing junk",
+                b"",
+                R::Ok(1, b"Fa\0Tb\0".to_vec()),
+            ),
+            (
+                b"Fa\0Tb\0\0",
+                b"Tlog\0",
+                R::Ok(1, b"Fa\0Tlog\0Tb\0".to_vec()),
+            ),
             (&max, b"", R::Ok(1, max[..max.len() - 1].to_vec())),
             (&long_f, b"", R::TooLong),
             (&long_t, b"", R::TooLong),
@@ -154,14 +175,24 @@ mod tests {
         ];
         for (input, extra, want) in cases {
             for cap in [1, 7, 8192] {
-                assert_eq!(run(input, extra, cap), want, "input {:?} cap {cap}", String::from_utf8_lossy(input));
+                assert_eq!(
+                    run(input, extra, cap),
+                    want,
+                    "input {:?} cap {cap}",
+                    String::from_utf8_lossy(input)
+                );
             }
         }
     }
 
     #[test]
     fn every_cut_of_a_valid_envelope_is_a_read_error() {
-        let full = [&b"Fsender@example.org\0Trcpt@example.com\0T"[..], &addr(1002), b"\0T\0\0"].concat();
+        let full = [
+            &b"Fsender@example.org\0Trcpt@example.com\0T"[..],
+            &addr(1002),
+            b"\0T\0\0",
+        ]
+        .concat();
         for cap in [1, 5, 8192] {
             for cut in 0..full.len() {
                 assert_eq!(run(&full[..cut], b"", cap), R::Eof, "cut {cut} cap {cap}");
@@ -200,8 +231,12 @@ mod tests {
     #[test]
     fn io_errors_are_reported_as_such() {
         let r = copy(&mut io::BufReader::new(Failing), &mut Vec::new(), b"");
-        assert!(matches!(r, Err(EnvelopeError::Read(Some(e))) if e.raw_os_error() == Some(libc::EIO)));
+        assert!(
+            matches!(r, Err(EnvelopeError::Read(Some(e))) if e.raw_os_error() == Some(libc::EIO))
+        );
         let r = copy(&mut &b"Fa\0\0"[..], &mut Full, b"");
-        assert!(matches!(r, Err(EnvelopeError::Write(e)) if e.raw_os_error() == Some(libc::ENOSPC)));
+        assert!(
+            matches!(r, Err(EnvelopeError::Write(e)) if e.raw_os_error() == Some(libc::ENOSPC))
+        );
     }
 }

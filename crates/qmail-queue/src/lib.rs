@@ -131,13 +131,19 @@ impl Made {
 }
 
 fn open_excl(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o644).open(path)
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
 }
 
 /// Creates `pid/<pid>.<start>.<seq>` for the first `seq` in 1..=9 that does not exist.
 fn pid_open(job: &Job) -> Option<(File, PathBuf)> {
     (1..10).find_map(|seq| {
-        let path = job.queue.join(format!("pid/{}.{}.{seq}", job.pid, job.start));
+        let path = job
+            .queue
+            .join(format!("pid/{}.{}.{seq}", job.pid, job.start));
         open_excl(&path).ok().map(|f| (f, path))
     })
 }
@@ -166,8 +172,12 @@ fn copy_message(received: &[u8], input: &mut impl Read, out: &mut File) -> Resul
 /// (queue.md §4.1). Returns the exit status; on [`Exit::Queued`] the message is durable.
 pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> Exit {
     let q = |name: &str| job.queue.join(name);
-    let Some((pidfile, pidpath)) = pid_open(job) else { return Exit::Pid };
-    let Ok(meta) = pidfile.metadata() else { return Exit::Pid };
+    let Some((pidfile, pidpath)) = pid_open(job) else {
+        return Exit::Pid;
+    };
+    let Ok(meta) = pidfile.metadata() else {
+        return Exit::Pid;
+    };
     let id = meta.ino();
     let messpath = q(&queue::path_of("mess", id));
     let intdpath = q(&queue::path_of("intd", id));
@@ -180,7 +190,10 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     if std::fs::remove_file(&pidpath).is_err() {
         return Exit::Pid;
     }
-    let mut made = Made { mess: Some((pidfile, messpath)), intd: None };
+    let mut made = Made {
+        mess: Some((pidfile, messpath)),
+        intd: None,
+    };
 
     let received = received::line(job.pid, job.uid, &job.ids, job.start);
     let mess = &mut made.mess.as_mut().expect("just set").0;
@@ -196,7 +209,9 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
         return made.die(Exit::WriteError);
     }
 
-    let Ok(intd) = open_excl(&intdpath) else { return Exit::Intd };
+    let Ok(intd) = open_excl(&intdpath) else {
+        return Exit::Intd;
+    };
     made.intd = Some((intd, intdpath.clone()));
     let intd = &mut made.intd.as_mut().expect("just set").0;
     let mut out = io::BufWriter::with_capacity(8192, intd);
@@ -205,7 +220,11 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
         drop(out);
         return made.die(Exit::WriteError);
     }
-    let copied = envelope::copy(&mut BufReader::with_capacity(4096, envelope), &mut out, QUEUE_EXTRA);
+    let copied = envelope::copy(
+        &mut BufReader::with_capacity(4096, envelope),
+        &mut out,
+        QUEUE_EXTRA,
+    );
     let flushed = out.flush();
     drop(out);
     match copied {
@@ -243,11 +262,16 @@ pub fn setup() -> Result<Job, Exit> {
     use qmail_sys::sig;
     let _ = sig::unblock_all();
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o033));
-    for s in [Signal::SIGPIPE, Signal::SIGVTALRM, Signal::SIGPROF, Signal::SIGQUIT, Signal::SIGINT].into_iter().chain([
-        Signal::SIGHUP,
-        Signal::SIGXCPU,
-        Signal::SIGXFSZ,
-    ]) {
+    for s in [
+        Signal::SIGPIPE,
+        Signal::SIGVTALRM,
+        Signal::SIGPROF,
+        Signal::SIGQUIT,
+        Signal::SIGINT,
+    ]
+    .into_iter()
+    .chain([Signal::SIGHUP, Signal::SIGXCPU, Signal::SIGXFSZ])
+    {
         let _ = sig::ignore(s);
     }
     // Without these two the program must not run: a crash or a hang would go unreported.
@@ -284,7 +308,11 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    const IDS: SpecialUids = SpecialUids { alias: 7790, qmaild: 7791, qmails: 7797 };
+    const IDS: SpecialUids = SpecialUids {
+        alias: 7790,
+        qmaild: 7791,
+        qmails: 7797,
+    };
 
     /// A scratch queue tree (the directories qmail-queue writes), removed on drop.
     struct Scratch(PathBuf);
@@ -296,15 +324,30 @@ mod tests {
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             ));
-            let mut dirs = vec!["pid".to_string(), "mess".into(), "intd".into(), "todo".into(), "lock".into()];
+            let mut dirs = vec![
+                "pid".to_string(),
+                "mess".into(),
+                "intd".into(),
+                "todo".into(),
+                "lock".into(),
+            ];
             dirs.extend((0..qmail_core::conf::SPLIT).map(|i| format!("mess/{i}")));
-            for d in dirs.iter().filter(|d| d.as_str() != skip && !d.starts_with(&format!("{skip}/"))) {
+            for d in dirs
+                .iter()
+                .filter(|d| d.as_str() != skip && !d.starts_with(&format!("{skip}/")))
+            {
                 std::fs::create_dir_all(root.join(d)).unwrap();
             }
             Scratch(root)
         }
         fn job(&self, uid: u32) -> Job {
-            Job { queue: self.0.clone(), pid: 4321, uid, start: 812_090_814, ids: IDS }
+            Job {
+                queue: self.0.clone(),
+                pid: 4321,
+                uid,
+                start: 812_090_814,
+                ids: IDS,
+            }
         }
         fn names(&self, dir: &str) -> Vec<String> {
             let mut v: Vec<String> = walk(&self.0.join(dir));
@@ -321,7 +364,11 @@ mod tests {
         let mut out = Vec::new();
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             if e.file_type().unwrap().is_dir() {
-                out.extend(walk(&e.path()).into_iter().map(|n| format!("{}/{n}", e.file_name().to_string_lossy())));
+                out.extend(
+                    walk(&e.path())
+                        .into_iter()
+                        .map(|n| format!("{}/{n}", e.file_name().to_string_lossy())),
+                );
             } else {
                 out.push(e.file_name().to_string_lossy().into_owned());
             }
@@ -336,13 +383,18 @@ mod tests {
         }
     }
 
-    const RECEIVED: &[u8] = b"Received: (qmail 4321 invoked by uid 1000); 26 Sep 1995 04:46:54 -0000\n";
+    const RECEIVED: &[u8] =
+        b"Received: (qmail 4321 invoked by uid 1000); 26 Sep 1995 04:46:54 -0000\n";
 
     #[test]
     fn queues_a_message_byte_for_byte() {
         let s = Scratch::new("");
         let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let code = enqueue(&s.job(1000), &mut &body[..], &mut &b"Fa@b\0Tc@d\0Te\0\0junk"[..]);
+        let code = enqueue(
+            &s.job(1000),
+            &mut &body[..],
+            &mut &b"Fa@b\0Tc@d\0Te\0\0junk"[..],
+        );
         assert_eq!(code, Exit::Queued);
         let todo = s.names("todo");
         assert_eq!(todo.len(), 1);
@@ -391,7 +443,8 @@ mod tests {
             }
             if want == Exit::BadEnvelope {
                 let id = &s.names("intd")[0];
-                let mess = std::fs::read(s.0.join(queue::path_of("mess", id.parse().unwrap()))).unwrap();
+                let mess =
+                    std::fs::read(s.0.join(queue::path_of("mess", id.parse().unwrap()))).unwrap();
                 assert!(mess.starts_with(b"Received: (qmail 4321 invoked from network); "));
             }
         }
@@ -400,9 +453,17 @@ mod tests {
     #[test]
     fn read_errors_clean_up() {
         let s = Scratch::new("");
-        assert_eq!(enqueue(&s.job(0), &mut Failing, &mut &b"F\0\0"[..]), Exit::ReadError);
-        assert_eq!(enqueue(&s.job(0), &mut &b"x"[..], &mut Failing), Exit::ReadError);
-        assert!(s.names("mess").is_empty() && s.names("intd").is_empty() && s.names("todo").is_empty());
+        assert_eq!(
+            enqueue(&s.job(0), &mut Failing, &mut &b"F\0\0"[..]),
+            Exit::ReadError
+        );
+        assert_eq!(
+            enqueue(&s.job(0), &mut &b"x"[..], &mut Failing),
+            Exit::ReadError
+        );
+        assert!(
+            s.names("mess").is_empty() && s.names("intd").is_empty() && s.names("todo").is_empty()
+        );
     }
 
     #[test]
@@ -411,9 +472,15 @@ mod tests {
         for seq in 1..9 {
             std::fs::write(s.0.join(format!("pid/4321.812090814.{seq}")), b"").unwrap();
         }
-        assert_eq!(enqueue(&s.job(0), &mut &b""[..], &mut &b"F\0\0"[..]), Exit::Queued);
+        assert_eq!(
+            enqueue(&s.job(0), &mut &b""[..], &mut &b"F\0\0"[..]),
+            Exit::Queued
+        );
         std::fs::write(s.0.join("pid/4321.812090814.9"), b"").unwrap();
-        assert_eq!(enqueue(&s.job(0), &mut &b""[..], &mut &b"F\0\0"[..]), Exit::Pid);
+        assert_eq!(
+            enqueue(&s.job(0), &mut &b""[..], &mut &b"F\0\0"[..]),
+            Exit::Pid
+        );
     }
 
     #[test]

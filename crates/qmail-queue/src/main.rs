@@ -7,7 +7,9 @@ fn main() {
     let code = match setup() {
         Err(code) => code,
         Ok(job) => match (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) {
-            (Ok(message), Ok(envelope)) => enqueue(&job, &mut File::from(message), &mut File::from(envelope)),
+            (Ok(message), Ok(envelope)) => {
+                enqueue(&job, &mut File::from(message), &mut File::from(envelope))
+            }
             _ => Exit::ReadError,
         },
     };

@@ -31,7 +31,12 @@ pub fn invoked_how(uid: u32, ids: &SpecialUids) -> String {
 /// The whole line, newline included, for qmail-queue's `pid`, its caller's real `uid` and the
 /// start time `start` (seconds since the epoch, shown in UTC).
 pub fn line(pid: u32, uid: u32, ids: &SpecialUids, start: i64) -> Vec<u8> {
-    format!("Received: (qmail {pid} invoked {}); {}\n", invoked_how(uid, ids), date822(start)).into_bytes()
+    format!(
+        "Received: (qmail {pid} invoked {}); {}\n",
+        invoked_how(uid, ids),
+        date822(start)
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -40,7 +45,11 @@ mod tests {
 
     #[test]
     fn lines() {
-        let ids = SpecialUids { alias: 7790, qmaild: 7791, qmails: 7797 };
+        let ids = SpecialUids {
+            alias: 7790,
+            qmaild: 7791,
+            qmails: 7797,
+        };
         let cases: [(u32, u32, i64, &str); 6] = [
             (1234, 7790, 812_090_814, "Received: (qmail 1234 invoked by alias); 26 Sep 1995 04:46:54 -0000\n"),
             (5, 7791, 0, "Received: (qmail 5 invoked from network); 1 Jan 1970 00:00:00 -0000\n"),
@@ -61,9 +70,17 @@ mod tests {
 
     #[test]
     fn first_match_wins() {
-        let same = SpecialUids { alias: 5, qmaild: 5, qmails: 5 };
+        let same = SpecialUids {
+            alias: 5,
+            qmaild: 5,
+            qmails: 5,
+        };
         assert_eq!(invoked_how(5, &same), "by alias");
-        let two = SpecialUids { alias: 1, qmaild: 5, qmails: 5 };
+        let two = SpecialUids {
+            alias: 1,
+            qmaild: 5,
+            qmails: 5,
+        };
         assert_eq!(invoked_how(5, &two), "from network");
     }
 }

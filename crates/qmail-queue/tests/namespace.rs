@@ -60,7 +60,12 @@ fn queue_and_clean_in_a_private_namespace() {
     let status = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "--"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "queue_and_clean_in_a_private_namespace", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "queue_and_clean_in_a_private_namespace",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER, &clean)
         .status()
         .expect("run unshare");
@@ -72,11 +77,15 @@ fn build_clean() -> PathBuf {
     let queue = PathBuf::from(env!("CARGO_BIN_EXE_qmail-queue"));
     let profile_dir = queue.parent().unwrap();
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", "qmail-clean", "--target-dir"]).arg(profile_dir.parent().unwrap());
+    cmd.args(["build", "--quiet", "-p", "qmail-clean", "--target-dir"])
+        .arg(profile_dir.parent().unwrap());
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
-    assert!(cmd.status().expect("run cargo").success(), "cannot build qmail-clean");
+    assert!(
+        cmd.status().expect("run cargo").success(),
+        "cannot build qmail-clean"
+    );
     profile_dir.join("qmail-clean")
 }
 
@@ -123,7 +132,15 @@ fn make_queue() {
 }
 
 fn inner(clean: &Path) {
-    sh(&["mount", "-t", "tmpfs", "-o", "mode=0755", "qmail-queue-test", "/var"]);
+    sh(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "mode=0755",
+        "qmail-queue-test",
+        "/var",
+    ]);
     fs::write("/var/passwd", PASSWD).unwrap();
     fs::write("/var/group", GROUP).unwrap();
     sh(&["mount", "--bind", "/var/passwd", "/etc/passwd"]);
@@ -132,7 +149,12 @@ fn inner(clean: &Path) {
         fs::create_dir(d).unwrap();
     }
     make_queue();
-    install(Path::new(env!("CARGO_BIN_EXE_qmail-queue")), BIN, QMAILQ, 0o4711);
+    install(
+        Path::new(env!("CARGO_BIN_EXE_qmail-queue")),
+        BIN,
+        QMAILQ,
+        0o4711,
+    );
     install(clean, CLEAN, 0, 0o711);
 
     let id = queued_messages_are_byte_exact();
@@ -154,7 +176,14 @@ struct Run<'a> {
 
 impl Default for Run<'_> {
     fn default() -> Self {
-        Run { uid: USER, program: BIN, wrap: &[], message: b"Subject: hi\n\nbody\n", envelope: b"F\0\0", signal: None }
+        Run {
+            uid: USER,
+            program: BIN,
+            wrap: &[],
+            message: b"Subject: hi\n\nbody\n",
+            envelope: b"F\0\0",
+            signal: None,
+        }
     }
 }
 
@@ -182,8 +211,10 @@ fn mess_ids() -> Vec<u64> {
 }
 
 fn names(dir: &str) -> Vec<String> {
-    let mut v: Vec<String> =
-        fs::read_dir(format!("{Q}/{dir}")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> = fs::read_dir(format!("{Q}/{dir}"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     v.sort();
     v
 }
@@ -191,12 +222,17 @@ fn names(dir: &str) -> Vec<String> {
 /// Runs qmail-queue; returns the exit code (or 1000 + signal) and its pid.
 fn run(r: &Run<'_>) -> (i32, u32) {
     let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-    assert!(r.envelope.len() < 60000, "the envelope must fit in the pipe");
+    assert!(
+        r.envelope.len() < 60000,
+        "the envelope must fit in the pipe"
+    );
     File::from(env_w).write_all(r.envelope).unwrap();
     let before = mess_ids().len();
     let gid = if r.uid == 0 { 0 } else { GID_QMAIL };
     let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={}", r.uid)).arg(format!("--regid={gid}")).arg("--clear-groups");
+    cmd.arg(format!("--reuid={}", r.uid))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups");
     cmd.args(r.wrap).arg(r.program);
     cmd.stdin(Stdio::piped()).stdout(Stdio::from(env_r));
     let mut child = cmd.spawn().unwrap();
@@ -206,7 +242,10 @@ fn run(r: &Run<'_>) -> (i32, u32) {
         // Wait until its handlers are in place: the mess file exists only after start-up.
         let deadline = Instant::now() + Duration::from_secs(10);
         while mess_ids().len() == before {
-            assert!(Instant::now() < deadline, "qmail-queue never made its mess file");
+            assert!(
+                Instant::now() < deadline,
+                "qmail-queue never made its mess file"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         kill(Pid::from_raw(pid as i32), sig).unwrap();
@@ -215,11 +254,18 @@ fn run(r: &Run<'_>) -> (i32, u32) {
     let _ = stdin.write_all(r.message);
     drop(stdin);
     let st = wait(child);
-    (st.code().unwrap_or_else(|| 1000 + st.signal().unwrap()), pid)
+    (
+        st.code().unwrap_or_else(|| 1000 + st.signal().unwrap()),
+        pid,
+    )
 }
 
 fn queued_messages_are_byte_exact() -> u64 {
-    let trigger = fs::OpenOptions::new().read(true).custom_flags_nonblock().open(format!("{Q}/lock/trigger")).unwrap();
+    let trigger = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(format!("{Q}/lock/trigger"))
+        .unwrap();
     let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut first = None;
     for (uid, how) in [
@@ -232,10 +278,18 @@ fn queued_messages_are_byte_exact() -> u64 {
         let envelope = b"Fsender@example.org\0Trcpt@example.com\0Tother@example.net\0\0";
         let before = mess_ids();
         let t0 = now();
-        let (code, pid) = run(&Run { uid, message: &body, envelope, ..Run::default() });
+        let (code, pid) = run(&Run {
+            uid,
+            message: &body,
+            envelope,
+            ..Run::default()
+        });
         let t1 = now();
         assert_eq!(code, 0, "uid {uid}");
-        let new: Vec<u64> = mess_ids().into_iter().filter(|i| !before.contains(i)).collect();
+        let new: Vec<u64> = mess_ids()
+            .into_iter()
+            .filter(|i| !before.contains(i))
+            .collect();
         assert_eq!(new.len(), 1);
         let id = new[0];
         first.get_or_insert(id);
@@ -246,15 +300,26 @@ fn queued_messages_are_byte_exact() -> u64 {
             let received = format!("Received: (qmail {pid} invoked {how}); {}\n", date822(t));
             mess == [received.as_bytes(), &body].concat()
         });
-        assert!(date_ok, "mess for uid {uid}: {:?}", String::from_utf8_lossy(&mess[..120]));
+        assert!(
+            date_ok,
+            "mess for uid {uid}: {:?}",
+            String::from_utf8_lossy(&mess[..120])
+        );
         let m = fs::metadata(&mess_path).unwrap();
-        assert_eq!((m.ino(), m.uid(), m.mode() & 0o7777, m.nlink()), (id, QMAILQ, 0o644, 1));
+        assert_eq!(
+            (m.ino(), m.uid(), m.mode() & 0o7777, m.nlink()),
+            (id, QMAILQ, 0o644, 1)
+        );
 
-        let want = format!("u{uid}\0p{pid}\0Fsender@example.org\0Trcpt@example.com\0Tother@example.net\0");
+        let want =
+            format!("u{uid}\0p{pid}\0Fsender@example.org\0Trcpt@example.com\0Tother@example.net\0");
         let todo = fs::metadata(format!("{Q}/todo/{id}")).unwrap();
         let intd = fs::metadata(format!("{Q}/intd/{id}")).unwrap();
         assert_eq!(fs::read(format!("{Q}/todo/{id}")).unwrap(), want.as_bytes());
-        assert_eq!((todo.ino(), todo.nlink(), todo.uid(), todo.mode() & 0o7777), (intd.ino(), 2, QMAILQ, 0o644));
+        assert_eq!(
+            (todo.ino(), todo.nlink(), todo.uid(), todo.mode() & 0o7777),
+            (intd.ino(), 2, QMAILQ, 0o644)
+        );
         assert!(names("pid").is_empty());
 
         let mut byte = [9u8; 1];
@@ -262,7 +327,11 @@ fn queued_messages_are_byte_exact() -> u64 {
         assert_eq!(byte, [0]);
     }
     // No recipients at all is accepted.
-    let (code, _) = run(&Run { envelope: b"F\0\0", message: b"", ..Run::default() });
+    let (code, _) = run(&Run {
+        envelope: b"F\0\0",
+        message: b"",
+        ..Run::default()
+    });
     assert_eq!(code, 0);
     first.unwrap()
 }
@@ -283,7 +352,11 @@ fn expect(what: &str, r: Run<'_>, code: i32, mess_left: usize, intd_left: usize)
     assert_eq!(got, code, "{what}");
     assert_eq!(mess_ids().len() - mess0.len(), mess_left, "{what}: mess");
     assert_eq!(names("intd").len() - intd0.len(), intd_left, "{what}: intd");
-    assert_eq!(names("todo").len() - todo0.len(), usize::from(code == 0), "{what}: todo");
+    assert_eq!(
+        names("todo").len() - todo0.len(),
+        usize::from(code == 0),
+        "{what}: todo"
+    );
 }
 
 fn chmod(path: &str, mode: u32) {
@@ -293,15 +366,79 @@ fn chmod(path: &str, mode: u32) {
 fn exit_codes() {
     let long = [&b"Fa@b\0T"[..], &[b'x'; 1003], b"\0\0"].concat();
     let longest = [&b"F"[..], &[b'x'; 1002], b"\0T", &[b'y'; 1002], b"\0\0"].concat();
-    expect("1002-byte addresses", Run { envelope: &longest, ..Run::default() }, 0, 1, 1);
-    expect("address too long", Run { envelope: &long, ..Run::default() }, 11, 1, 1);
-    expect("bad first record", Run { envelope: b"Ta@b\0\0", ..Run::default() }, 91, 1, 1);
-    expect("bad later record", Run { envelope: b"Fa@b\0Xc\0\0", ..Run::default() }, 91, 1, 1);
-    expect("truncated envelope", Run { envelope: b"Fa@b\0Tc@d\0", ..Run::default() }, 54, 0, 0);
-    expect("empty envelope", Run { envelope: b"", ..Run::default() }, 54, 0, 0);
+    expect(
+        "1002-byte addresses",
+        Run {
+            envelope: &longest,
+            ..Run::default()
+        },
+        0,
+        1,
+        1,
+    );
+    expect(
+        "address too long",
+        Run {
+            envelope: &long,
+            ..Run::default()
+        },
+        11,
+        1,
+        1,
+    );
+    expect(
+        "bad first record",
+        Run {
+            envelope: b"Ta@b\0\0",
+            ..Run::default()
+        },
+        91,
+        1,
+        1,
+    );
+    expect(
+        "bad later record",
+        Run {
+            envelope: b"Fa@b\0Xc\0\0",
+            ..Run::default()
+        },
+        91,
+        1,
+        1,
+    );
+    expect(
+        "truncated envelope",
+        Run {
+            envelope: b"Fa@b\0Tc@d\0",
+            ..Run::default()
+        },
+        54,
+        0,
+        0,
+    );
+    expect(
+        "empty envelope",
+        Run {
+            envelope: b"",
+            ..Run::default()
+        },
+        54,
+        0,
+        0,
+    );
     let big = vec![b'z'; 100_000];
     let wrap = ["prlimit", "--fsize=20000:20000", "--"];
-    expect("file size limit", Run { message: &big, wrap: &wrap, ..Run::default() }, 53, 0, 0);
+    expect(
+        "file size limit",
+        Run {
+            message: &big,
+            wrap: &wrap,
+            ..Run::default()
+        },
+        53,
+        0,
+        0,
+    );
 
     chmod(&format!("{Q}/pid"), 0o500);
     expect("pid/ unwritable", Run::default(), 63, 0, 0);
@@ -326,11 +463,18 @@ fn exit_codes() {
     fs::rename("/var/qmail/queue.off", Q).unwrap();
     install(Path::new(BIN), "/var/qmail-queue.copy", QMAILQ, 0o4711);
     fs::rename("/var/qmail", "/var/qmail.off").unwrap();
-    let st = Command::new("/var/qmail-queue.copy").stdin(Stdio::null()).status().unwrap();
+    let st = Command::new("/var/qmail-queue.copy")
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
     fs::rename("/var/qmail.off", "/var/qmail").unwrap();
     assert_eq!(st.code(), Some(61), "no home");
 
-    fs::write("/var/passwd.noalias", PASSWD.replace("alias:", "nobody-here:")).unwrap();
+    fs::write(
+        "/var/passwd.noalias",
+        PASSWD.replace("alias:", "nobody-here:"),
+    )
+    .unwrap();
     sh(&["mount", "--bind", "/var/passwd.noalias", "/etc/passwd"]);
     expect_bare("no alias account", BIN, 55);
     sh(&["umount", "/etc/passwd"]);
@@ -338,15 +482,55 @@ fn exit_codes() {
 
 /// Runs `program` with no input at all and checks its exit code.
 fn expect_bare(what: &str, program: &str, code: i32) {
-    let st = Command::new(program).stdin(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+    let st = Command::new(program)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(code), "{what}");
 }
 
 fn signals() {
-    expect("SIGALRM", Run { signal: Some(Signal::SIGALRM), ..Run::default() }, 52, 1, 0);
-    expect("SIGSEGV", Run { signal: Some(Signal::SIGSEGV), ..Run::default() }, 81, 1, 0);
-    expect("SIGINT is ignored", Run { signal: Some(Signal::SIGINT), ..Run::default() }, 0, 1, 1);
-    expect("SIGHUP is ignored", Run { signal: Some(Signal::SIGHUP), ..Run::default() }, 0, 1, 1);
+    expect(
+        "SIGALRM",
+        Run {
+            signal: Some(Signal::SIGALRM),
+            ..Run::default()
+        },
+        52,
+        1,
+        0,
+    );
+    expect(
+        "SIGSEGV",
+        Run {
+            signal: Some(Signal::SIGSEGV),
+            ..Run::default()
+        },
+        81,
+        1,
+        0,
+    );
+    expect(
+        "SIGINT is ignored",
+        Run {
+            signal: Some(Signal::SIGINT),
+            ..Run::default()
+        },
+        0,
+        1,
+        1,
+    );
+    expect(
+        "SIGHUP is ignored",
+        Run {
+            signal: Some(Signal::SIGHUP),
+            ..Run::default()
+        },
+        0,
+        1,
+        1,
+    );
 }
 
 /// Talks to qmail-clean as qmailq the way qmail-send does: one command, one answer byte.
@@ -357,9 +541,18 @@ fn clean_removes_what_it_is_told(id: u64) {
         fs::write(p, b"").unwrap();
     }
     let long_ago = std::time::SystemTime::now() - Duration::from_secs(129_600 + 60);
-    File::options().write(true).open(&old).unwrap().set_times(fs::FileTimes::new().set_accessed(long_ago)).unwrap();
+    File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_accessed(long_ago))
+        .unwrap();
 
-    let mut child = clean_command().stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = clean_command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (mut to, mut from) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
     let mut ask = |cmd: &[u8]| {
         to.write_all(cmd).unwrap();
@@ -376,14 +569,22 @@ fn clean_removes_what_it_is_told(id: u64) {
     assert_eq!(ask(&[&b"todo/"[..], &[b'1'; 300], b"\0"].concat()), b'x');
     assert_eq!(ask(format!("foop/{id}\0").as_bytes()), b'+');
     assert!(!Path::new(&mess).exists());
-    assert_eq!(ask(format!("foop/{id}\0").as_bytes()), b'+', "already gone is fine");
+    assert_eq!(
+        ask(format!("foop/{id}\0").as_bytes()),
+        b'+',
+        "already gone is fine"
+    );
     drop(to);
     assert_eq!(wait(child).code(), Some(0));
     assert!(!Path::new(&old).exists(), "ossified pid/ file swept");
     assert!(Path::new(&fresh).exists(), "fresh pid/ file kept");
 
     // Nobody reading the answers: exit 100.
-    let mut child = clean_command().stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = clean_command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
     let _ = child.stdin.take().unwrap().write_all(b"todo/1\0");
     assert_eq!(wait(child).code(), Some(100));
@@ -396,6 +597,9 @@ fn clean_removes_what_it_is_told(id: u64) {
 
 fn clean_command() -> Command {
     let mut c = Command::new("setpriv");
-    c.arg(format!("--reuid={QMAILQ}")).arg(format!("--regid={GID_QMAIL}")).arg("--clear-groups").arg(CLEAN);
+    c.arg(format!("--reuid={QMAILQ}"))
+        .arg(format!("--regid={GID_QMAIL}"))
+        .arg("--clear-groups")
+        .arg(CLEAN);
     c
 }

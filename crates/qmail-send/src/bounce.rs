@@ -87,10 +87,16 @@ pub fn head(
     out.extend_from_slice(bouncehost);
     out.extend_from_slice(b".\n");
     if double {
-        out.extend_from_slice(b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n");
+        out.extend_from_slice(
+            b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n",
+        );
     } else {
-        out.extend_from_slice(b"I'm afraid I wasn't able to deliver your message to the following addresses.\n");
-        out.extend_from_slice(b"This is a permanent error; I've given up. Sorry it didn't work out.\n\n");
+        out.extend_from_slice(
+            b"I'm afraid I wasn't able to deliver your message to the following addresses.\n",
+        );
+        out.extend_from_slice(
+            b"This is a permanent error; I've given up. Sorry it didn't work out.\n\n",
+        );
     }
     out.extend_from_slice(paragraphs);
     out.extend_from_slice(if double {
@@ -111,7 +117,10 @@ mod tests {
     #[test]
     fn paragraphs_fold_blank_lines() {
         assert_eq!(
-            paragraph(b"alice-nosuch@test.example", b"Sorry, no mailbox here by that name. (#5.1.1)\n"),
+            paragraph(
+                b"alice-nosuch@test.example",
+                b"Sorry, no mailbox here by that name. (#5.1.1)\n"
+            ),
             b"<alice-nosuch@test.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
         );
         assert_eq!(paragraph(b"a@b", b"x\n\ny"), b"<a@b>:\nx\n/y\n\n");
@@ -123,16 +132,36 @@ mod tests {
     #[test]
     fn kinds() {
         assert_eq!(kind(b"#@[]", b"postmaster", b"h"), Kind::Triple);
-        assert_eq!(kind(b"", b"postmaster", b"h"), Kind::Double { to: b"postmaster@h".to_vec() });
-        assert_eq!(kind(b"a@b-@[]", b"postmaster", b"h"), Kind::Single { to: b"a@b".to_vec() });
+        assert_eq!(
+            kind(b"", b"postmaster", b"h"),
+            Kind::Double {
+                to: b"postmaster@h".to_vec()
+            }
+        );
+        assert_eq!(
+            kind(b"a@b-@[]", b"postmaster", b"h"),
+            Kind::Single {
+                to: b"a@b".to_vec()
+            }
+        );
     }
 
     /// The example of send.md §5.2, as a netqmail 1.06 build wrote it.
     #[test]
     fn single_bounce_head_is_byte_exact() {
         let k = kind(b"alice@test.example", b"postmaster", b"test.example");
-        let p = paragraph(b"alice-nosuch@test.example", b"Sorry, no mailbox here by that name. (#5.1.1)\n");
-        let h = head(&k, "24 Nov 2026 10:02:47 -0000", b"MAILER-DAEMON", b"test.example", b"alice@test.example", &p);
+        let p = paragraph(
+            b"alice-nosuch@test.example",
+            b"Sorry, no mailbox here by that name. (#5.1.1)\n",
+        );
+        let h = head(
+            &k,
+            "24 Nov 2026 10:02:47 -0000",
+            b"MAILER-DAEMON",
+            b"test.example",
+            b"alice@test.example",
+            &p,
+        );
         let want = "Date: 24 Nov 2026 10:02:47 -0000\n\
 From: MAILER-DAEMON@test.example\n\
 To: alice@test.example\n\
@@ -154,7 +183,14 @@ Return-Path: <alice@test.example>\n";
     #[test]
     fn double_bounce_head() {
         let k = kind(b"", b"postmaster", b"test.example");
-        let h = head(&k, "d", b"MAILER-DAEMON", b"test.example", b"", b"<x@y>:\nno\n\n");
+        let h = head(
+            &k,
+            "d",
+            b"MAILER-DAEMON",
+            b"test.example",
+            b"",
+            b"<x@y>:\nno\n\n",
+        );
         let h = String::from_utf8(h).unwrap();
         assert!(h.contains("To: postmaster@test.example\n"));
         assert!(h.contains("the bounce bounced!\n\n<x@y>:\nno\n\n--- Below this line is the original bounce.\n\nReturn-Path: <>\n"));

@@ -51,7 +51,9 @@ fn locals(controls: &Controls) -> Result<ConstMap, ConfigError> {
 }
 
 fn virtualdomains(controls: &Controls) -> io::Result<ConstMap> {
-    Ok(ConstMap::from_pairs(&controls.list("virtualdomains")?.unwrap_or_default()))
+    Ok(ConstMap::from_pairs(
+        &controls.list("virtualdomains")?.unwrap_or_default(),
+    ))
 }
 
 impl Config {

@@ -7,7 +7,6 @@
 //! leaves either work to redo or nothing.
 
 use crate::bounce;
-use qmail_spawn::{encode_command, Report, ReportReader};
 use crate::config::Config;
 use crate::log::{safe, Log};
 use crate::rewrite::{verp_sender, Channel};
@@ -15,6 +14,7 @@ use crate::schedule::*;
 use crate::todo;
 use qmail_core::control::Controls;
 use qmail_core::queue::{messid, parse_id, path_of};
+use qmail_spawn::{encode_command, Report, ReportReader};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::fs::File;
@@ -148,7 +148,10 @@ fn read_split_dir(dir: &str, log: &mut Log) -> Vec<u64> {
         loop {
             match std::fs::read_dir(&sub) {
                 Ok(rd) => {
-                    ids.extend(rd.filter_map(|e| e.ok()).filter_map(|e| parse_id(&e.file_name())));
+                    ids.extend(
+                        rd.filter_map(|e| e.ok())
+                            .filter_map(|e| parse_id(&e.file_name())),
+                    );
                     break;
                 }
                 Err(_) => {
@@ -163,7 +166,13 @@ fn read_split_dir(dir: &str, log: &mut Log) -> Vec<u64> {
 
 impl Engine {
     /// Sets up the engine after the handshake; `limits` are the spawners' slot limits.
-    pub fn new(mut cfg: Config, controls: Controls, fds: Fds, limits: [usize; 2], signals: Signals) -> Self {
+    pub fn new(
+        mut cfg: Config,
+        controls: Controls,
+        fds: Fds,
+        limits: [usize; 2],
+        signals: Signals,
+    ) -> Self {
         let [cmd_l, cmd_r] = fds.spawn_cmd;
         let [rep_l, rep_r] = fds.spawn_report;
         for (limit, concurrency) in limits.iter().zip(cfg.concurrency.iter_mut()) {
@@ -189,7 +198,10 @@ impl Engine {
                 pass: None,
             }
         };
-        let sp = [mk(cmd_l, rep_l, cfg.concurrency[0], &mut log), mk(cmd_r, rep_r, cfg.concurrency[1], &mut log)];
+        let sp = [
+            mk(cmd_l, rep_l, cfg.concurrency[0], &mut log),
+            mk(cmd_r, rep_r, cfg.concurrency[1], &mut log),
+        ];
         let exitasap = !sp[0].alive || !sp[1].alive;
         let numjobs = cfg.concurrency[0] + cfg.concurrency[1];
         let t = now();
@@ -250,7 +262,9 @@ impl Engine {
             Ok(())
         })();
         if let Err(path) = result {
-            self.log.put(&[format!("warning: unable to stat {path}; will try again later\n").as_bytes()]);
+            self.log.put(&[
+                format!("warning: unable to stat {path}; will try again later\n").as_bytes(),
+            ]);
             self.pqfail.push(Reverse((now() + SLEEP_SYSFAIL, id)));
         }
     }
@@ -279,7 +293,8 @@ impl Engine {
 
     fn spawn_died(&mut self, c: usize) {
         if self.sp[c].alive {
-            self.log.text("alert: oh no! lost spawn connection! dying...\n");
+            self.log
+                .text("alert: oh no! lost spawn connection! dying...\n");
         }
         self.sp[c].alive = false;
         self.exitasap = true;
@@ -287,7 +302,8 @@ impl Engine {
 
     fn clean_died(&mut self) {
         if self.clean_alive {
-            self.log.text("alert: oh no! lost qmail-clean connection! dying...\n");
+            self.log
+                .text("alert: oh no! lost qmail-clean connection! dying...\n");
         }
         self.clean_alive = false;
         self.exitasap = true;
@@ -301,13 +317,15 @@ impl Engine {
         let mut cmd = what.as_bytes().to_vec();
         cmd.push(0);
         let mut answer = [0u8; 1];
-        let ok = self.clean_cmd.write_all(&cmd).is_ok() && read_exact_retry(&mut self.clean_answer, &mut answer);
+        let ok = self.clean_cmd.write_all(&cmd).is_ok()
+            && read_exact_retry(&mut self.clean_answer, &mut answer);
         if !ok {
             self.clean_died();
             return None;
         }
         if answer[0] != b'+' {
-            self.log.put(&[format!("warning: qmail-clean unable to clean up {what}\n").as_bytes()]);
+            self.log
+                .put(&[format!("warning: qmail-clean unable to clean up {what}\n").as_bytes()]);
         }
         Some(answer[0] == b'+')
     }
@@ -316,7 +334,16 @@ impl Engine {
 
     fn job_open(&mut self, id: u64, channel: Channel) -> Option<usize> {
         let j = self.jobs.iter().position(Option::is_none)?;
-        self.jobs[j] = Some(Job { id, channel, retry: 0, sender: Vec::new(), numtodo: 0, hit_eof: false, dying: false, refs: 1 });
+        self.jobs[j] = Some(Job {
+            id,
+            channel,
+            retry: 0,
+            sender: Vec::new(),
+            numtodo: 0,
+            hit_eof: false,
+            dying: false,
+            refs: 1,
+        });
         Some(j)
     }
 
@@ -332,7 +359,9 @@ impl Engine {
         if job.hit_eof && job.numtodo == 0 {
             let p = path_of(job.channel.dir(), job.id);
             if std::fs::remove_file(&p).is_err() {
-                self.log.put(&[format!("warning: unable to unlink {p}; will try again later\n").as_bytes()]);
+                self.log.put(&[
+                    format!("warning: unable to unlink {p}; will try again later\n").as_bytes(),
+                ]);
                 dt = now() + SLEEP_SYSFAIL;
             } else {
                 let other = Channel::ALL[1 - c];
@@ -340,7 +369,8 @@ impl Engine {
                 match std::fs::metadata(&op) {
                     Ok(_) => return,
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        self.log.put(&[format!("warning: unable to stat {op}\n").as_bytes()]);
+                        self.log
+                            .put(&[format!("warning: unable to stat {op}\n").as_bytes()]);
                     }
                     Err(_) => {}
                 }
@@ -360,17 +390,35 @@ impl Engine {
         let sender = verp_sender(&job.sender, recip);
         job.refs += 1;
         let sp = &mut self.sp[c];
-        let slot = sp.slots.iter().position(Option::is_none).expect("can_start checked a free slot");
+        let slot = sp
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .expect("can_start checked a free slot");
         let delid = self.next_delid;
         self.next_delid += 1;
-        sp.slots[slot] = Some(Delivery { job: j, delid, mpos, recip: recip.to_vec() });
+        sp.slots[slot] = Some(Delivery {
+            job: j,
+            delid,
+            mpos,
+            recip: recip.to_vec(),
+        });
         sp.used += 1;
         if sp.out_pos == sp.out.len() {
             sp.out.clear();
             sp.out_pos = 0;
         }
-        sp.out.extend_from_slice(&encode_command(slot as u8, messid(id).as_bytes(), &sender, recip));
-        let mut line = format!("starting delivery {delid}: msg {id} to {} ", Channel::ALL[c].name()).into_bytes();
+        sp.out.extend_from_slice(&encode_command(
+            slot as u8,
+            messid(id).as_bytes(),
+            &sender,
+            recip,
+        ));
+        let mut line = format!(
+            "starting delivery {delid}: msg {id} to {} ",
+            Channel::ALL[c].name()
+        )
+        .into_bytes();
         line.extend_from_slice(&safe(recip));
         line.push(b'\n');
         self.log.put(&[&line]);
@@ -385,7 +433,10 @@ impl Engine {
             .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, b"D", pos as u64))
             .is_ok();
         if !ok {
-            self.log.put(&[format!("warning: trouble marking {p}; message will be delivered twice!\n").as_bytes()]);
+            self.log.put(&[format!(
+                "warning: trouble marking {p}; message will be delivered twice!\n"
+            )
+            .as_bytes()]);
         }
     }
 
@@ -407,7 +458,8 @@ impl Engine {
             if written.is_ok() {
                 return;
             }
-            self.log.text("alert: unable to append to bounce message; HELP! sleeping...\n");
+            self.log
+                .text("alert: unable to append to bounce message; HELP! sleeping...\n");
             std::thread::sleep(std::time::Duration::from_secs(10));
         }
     }
@@ -415,7 +467,8 @@ impl Engine {
     fn handle_report(&mut self, c: usize, r: Report) {
         let slot = r.slot as usize;
         let Some(del) = self.sp[c].slots.get_mut(slot).and_then(Option::take) else {
-            self.log.text("warning: internal error: delivery report out of range\n");
+            self.log
+                .text("warning: internal error: delivery report out of range\n");
             return;
         };
         let job = self.jobs[del.job].as_ref().expect("delivery's job is live");
@@ -424,7 +477,9 @@ impl Engine {
         let mut text = r.text;
         if status == b'Z' && dying {
             status = b'D';
-            text.extend_from_slice(b"I'm not going to try again; this message has been in the queue too long.\n");
+            text.extend_from_slice(
+                b"I'm not going to try again; this message has been in the queue too long.\n",
+            );
         }
         let word = match status {
             b'K' => Some("success"),
@@ -439,7 +494,11 @@ impl Engine {
                 line.push(b'\n');
                 self.log.put(&[&line]);
             }
-            None => self.log.put(&[format!("delivery {}: report mangled, will defer\n", del.delid).as_bytes()]),
+            None => {
+                self.log.put(&[
+                    format!("delivery {}: report mangled, will defer\n", del.delid).as_bytes(),
+                ])
+            }
         }
         if status == b'D' {
             self.add_bounce(id, &del.recip, &text);
@@ -462,7 +521,9 @@ impl Engine {
                     self.handle_report(c, r);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::Interrupted
+                    || e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => {}
         }
     }
@@ -505,24 +566,38 @@ impl Engine {
         if self.jobs.iter().all(Option::is_some) {
             return;
         }
-        let Some(&Reverse((dt, id))) = self.sp[c].pq.peek() else { return };
+        let Some(&Reverse((dt, id))) = self.sp[c].pq.peek() else {
+            return;
+        };
         if dt > self.recent {
             return;
         }
         self.sp[c].pq.pop();
         let p = path_of(Channel::ALL[c].dir(), id);
-        let opened = std::fs::read(&p).ok().and_then(|data| self.read_info(id).map(|info| (data, info)));
+        let opened = std::fs::read(&p)
+            .ok()
+            .and_then(|data| self.read_info(id).map(|info| (data, info)));
         let Some((data, (sender, birth))) = opened else {
-            self.log.put(&[format!("warning: trouble opening {p}; will try again later\n").as_bytes()]);
-            self.sp[c].pq.push(Reverse((self.recent + SLEEP_SYSFAIL, id)));
+            self.log
+                .put(&[format!("warning: trouble opening {p}; will try again later\n").as_bytes()]);
+            self.sp[c]
+                .pq
+                .push(Reverse((self.recent + SLEEP_SYSFAIL, id)));
             return;
         };
-        let j = self.job_open(id, Channel::ALL[c]).expect("a job slot was free");
+        let j = self
+            .job_open(id, Channel::ALL[c])
+            .expect("a job slot was free");
         let job = self.jobs[j].as_mut().expect("just opened");
         job.retry = next_retry(birth, self.recent, Channel::ALL[c].skip());
         job.dying = is_dying(birth, self.recent, self.cfg.lifetime);
         job.sender = sender;
-        self.sp[c].pass = Some(Pass { id, job: j, data, pos: 0 });
+        self.sp[c].pass = Some(Pass {
+            id,
+            job: j,
+            data,
+            pos: 0,
+        });
     }
 
     fn pass_do_channel(&mut self, c: usize) {
@@ -536,7 +611,9 @@ impl Engine {
             if !self.sp[c].can_start() {
                 return;
             }
-            let Some(pass) = self.sp[c].pass.as_mut() else { return };
+            let Some(pass) = self.sp[c].pass.as_mut() else {
+                return;
+            };
             let rest = &pass.data[pass.pos..];
             let Some(end) = rest.iter().position(|&b| b == 0) else {
                 // End of file (a trailing partial record is ignored, as getln without a match).
@@ -557,7 +634,8 @@ impl Engine {
                 Some(b'D') => {}
                 _ => {
                     let p = path_of(Channel::ALL[c].dir(), id);
-                    self.log.put(&[format!("warning: unknown record type in {p}!\n").as_bytes()]);
+                    self.log
+                        .put(&[format!("warning: unknown record type in {p}!\n").as_bytes()]);
                     self.sp[c].pass = None;
                     self.job_close(j);
                     return;
@@ -569,22 +647,31 @@ impl Engine {
     // ---------------------------------------------------------------- completion and bounces
 
     fn inject_bounce(&mut self, id: u64) -> bool {
-        let Some((sender, _)) = self.read_info(id) else { return false };
+        let Some((sender, _)) = self.read_info(id) else {
+            return false;
+        };
         let bpath = path_of("bounce", id);
         match std::fs::metadata(&bpath) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(_) => {
-                self.log.put(&[format!("warning: unable to stat {bpath}\n").as_bytes()]);
+                self.log
+                    .put(&[format!("warning: unable to stat {bpath}\n").as_bytes()]);
                 return false;
             }
         }
-        let kind = bounce::kind(&sender, &self.cfg.doublebounceto, &self.cfg.doublebouncehost);
+        let kind = bounce::kind(
+            &sender,
+            &self.cfg.doublebounceto,
+            &self.cfg.doublebouncehost,
+        );
         if kind == bounce::Kind::Triple {
-            self.log.put(&[format!("triple bounce: discarding {bpath}\n").as_bytes()]);
+            self.log
+                .put(&[format!("triple bounce: discarding {bpath}\n").as_bytes()]);
         } else {
             let Ok(mut qq) = qmail_core::qmail::Injection::start() else {
-                self.log.text("warning: unable to start qmail-queue, will try later\n");
+                self.log
+                    .text("warning: unable to start qmail-queue, will try later\n");
                 return false;
             };
             let qp = qq.pid();
@@ -593,7 +680,14 @@ impl Engine {
             match (paragraphs, message) {
                 (Ok(paragraphs), Ok(message)) => {
                     let date = qmail_core::date822fmt::date822(now());
-                    qq.put(&bounce::head(&kind, &date, &self.cfg.bouncefrom, &self.cfg.bouncehost, &sender, &paragraphs));
+                    qq.put(&bounce::head(
+                        &kind,
+                        &date,
+                        &self.cfg.bouncefrom,
+                        &self.cfg.bouncehost,
+                        &sender,
+                        &paragraphs,
+                    ));
                     qq.put(&message);
                 }
                 _ => qq.fail(),
@@ -604,13 +698,16 @@ impl Engine {
                 bounce::Kind::Triple => unreachable!(),
             };
             if qq.finish(from, &[to]).is_err() {
-                self.log.text("warning: trouble injecting bounce message, will try later\n");
+                self.log
+                    .text("warning: trouble injecting bounce message, will try later\n");
                 return false;
             }
-            self.log.put(&[format!("bounce msg {id} qp {qp}\n").as_bytes()]);
+            self.log
+                .put(&[format!("bounce msg {id} qp {qp}\n").as_bytes()]);
         }
         if std::fs::remove_file(&bpath).is_err() {
-            self.log.put(&[format!("warning: unable to unlink {bpath}\n").as_bytes()]);
+            self.log
+                .put(&[format!("warning: unable to unlink {bpath}\n").as_bytes()]);
             return false;
         }
         true
@@ -618,12 +715,18 @@ impl Engine {
 
     fn messdone(&mut self, id: u64) {
         let fail = |s: &mut Self| s.pqdone.push(Reverse((now() + SLEEP_SYSFAIL, id)));
-        for p in [path_of("local", id), path_of("remote", id), path_of("todo", id)] {
+        for p in [
+            path_of("local", id),
+            path_of("remote", id),
+            path_of("todo", id),
+        ] {
             match exists(&p) {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(_) => {
-                    self.log.put(&[format!("warning: unable to stat {p}; will try again later\n").as_bytes()]);
+                    self.log.put(&[
+                        format!("warning: unable to stat {p}; will try again later\n").as_bytes(),
+                    ]);
                     return fail(self);
                 }
             }
@@ -633,7 +736,9 @@ impl Engine {
             Ok(true) => {}
             Ok(false) => return,
             Err(_) => {
-                self.log.put(&[format!("warning: unable to stat {info}; will try again later\n").as_bytes()]);
+                self.log.put(&[
+                    format!("warning: unable to stat {info}; will try again later\n").as_bytes(),
+                ]);
                 return fail(self);
             }
         }
@@ -642,7 +747,9 @@ impl Engine {
         }
         self.log.put(&[format!("end msg {id}\n").as_bytes()]);
         if std::fs::remove_file(&info).is_err() {
-            self.log.put(&[format!("warning: unable to unlink {info}; will try again later\n").as_bytes()]);
+            self.log.put(&[
+                format!("warning: unable to unlink {info}; will try again later\n").as_bytes(),
+            ]);
             return fail(self);
         }
         self.clean(&format!("foop/{id}"));
@@ -687,12 +794,16 @@ impl Engine {
             self.trigger_reset();
             match std::fs::read_dir("todo") {
                 Ok(rd) => {
-                    let mut ids: Vec<u64> = rd.filter_map(|e| e.ok()).filter_map(|e| parse_id(&e.file_name())).collect();
+                    let mut ids: Vec<u64> = rd
+                        .filter_map(|e| e.ok())
+                        .filter_map(|e| parse_id(&e.file_name()))
+                        .collect();
                     ids.sort_unstable_by(|a, b| b.cmp(a));
                     self.todo_scan = Some(ids);
                 }
                 Err(_) => {
-                    self.log.text("alert: unable to opendir todo, sleeping...\n");
+                    self.log
+                        .text("alert: unable to opendir todo, sleeping...\n");
                     std::thread::sleep(std::time::Duration::from_secs(10));
                     return;
                 }
@@ -720,7 +831,8 @@ impl Engine {
         }
         for d in &dirs {
             if qmail_core::durable::fsync_dir(d).is_err() {
-                self.log.put(&[format!("warning: trouble fsyncing {}\n", d.display()).as_bytes()]);
+                self.log
+                    .put(&[format!("warning: trouble fsyncing {}\n", d.display()).as_bytes()]);
                 return;
             }
         }
@@ -756,7 +868,9 @@ impl Engine {
             self.cleanup_time = self.recent + SLEEP_CLEANUP;
             return;
         };
-        let Ok(m) = std::fs::metadata(path_of("mess", id)) else { return };
+        let Ok(m) = std::fs::metadata(path_of("mess", id)) else {
+            return;
+        };
         if self.recent <= m.atime() + OSSIFIED {
             return;
         }
@@ -772,14 +886,19 @@ impl Engine {
 
     fn run_asap(&mut self) {
         for sp in &mut self.sp {
-            let items: Vec<_> = sp.pq.drain().map(|Reverse((_, id))| Reverse((self.recent, id))).collect();
+            let items: Vec<_> = sp
+                .pq
+                .drain()
+                .map(|Reverse((_, id))| Reverse((self.recent, id)))
+                .collect();
             sp.pq.extend(items);
         }
     }
 
     fn reread(&mut self) {
         for name in self.cfg.reread(&self.controls.clone()) {
-            self.log.put(&[format!("alert: unable to reread control/{name}\n").as_bytes()]);
+            self.log
+                .put(&[format!("alert: unable to reread control/{name}\n").as_bytes()]);
         }
     }
 
@@ -835,7 +954,11 @@ impl Engine {
                 self.reread();
             }
             let wakeup = self.wakeup();
-            let timeout_ms: i64 = if wakeup <= self.recent { 0 } else { (wakeup - self.recent + SLEEP_FUZZ) * 1000 };
+            let timeout_ms: i64 = if wakeup <= self.recent {
+                0
+            } else {
+                (wakeup - self.recent + SLEEP_FUZZ) * 1000
+            };
             let (ready, trigger_pulled) = {
                 use nix::poll::{PollFd, PollFlags, PollTimeout};
                 let mut fds = vec![PollFd::new(self.signals.wake.as_fd(), PollFlags::POLLIN)];
@@ -857,7 +980,8 @@ impl Engine {
                     }
                     _ => None,
                 };
-                let timeout = PollTimeout::try_from(timeout_ms.min(i64::from(i32::MAX))).unwrap_or(PollTimeout::MAX);
+                let timeout = PollTimeout::try_from(timeout_ms.min(i64::from(i32::MAX)))
+                    .unwrap_or(PollTimeout::MAX);
                 match nix::poll::poll(&mut fds, timeout) {
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(_) => {
@@ -866,10 +990,12 @@ impl Engine {
                     }
                     Ok(_) => {}
                 }
-                let hit = |i: usize| {
-                    i != usize::MAX && fds[i].revents().is_some_and(|r| !r.is_empty())
-                };
-                let ready = [[hit(index[0][0]), hit(index[0][1])], [hit(index[1][0]), hit(index[1][1])]];
+                let hit =
+                    |i: usize| i != usize::MAX && fds[i].revents().is_some_and(|r| !r.is_empty());
+                let ready = [
+                    [hit(index[0][0]), hit(index[0][1])],
+                    [hit(index[1][0]), hit(index[1][1])],
+                ];
                 let pulled = trig.is_some_and(hit);
                 (ready, pulled)
             };
@@ -903,7 +1029,10 @@ impl Engine {
                 let p = path_of(Channel::ALL[c].dir(), id);
                 let t = nix::sys::time::TimeVal::new(dt, 0);
                 if nix::sys::stat::utimes(p.as_str(), &t, &t).is_err() {
-                    self.log.put(&[format!("warning: unable to utime {p}; message will be retried too soon\n").as_bytes()]);
+                    self.log.put(&[format!(
+                        "warning: unable to utime {p}; message will be retried too soon\n"
+                    )
+                    .as_bytes()]);
                 }
             }
         }

@@ -32,7 +32,9 @@ fn alert(out: &mut impl Write, msg: &str) -> i32 {
 /// Runs qmail-send; returns the exit code.
 pub fn run() -> i32 {
     use nix::sys::signal::Signal;
-    let Ok(log_fd) = qmail_sys::fd::take(0) else { return 111 };
+    let Ok(log_fd) = qmail_sys::fd::take(0) else {
+        return 111;
+    };
     let mut log = std::fs::File::from(log_fd);
     if std::env::set_current_dir(qmail_core::conf::HOME).is_err() {
         return alert(&mut log, "unable to switch to home directory");
@@ -66,16 +68,22 @@ pub fn run() -> i32 {
         (signal_hook::consts::SIGHUP, &signals.hup),
     ] {
         let registered = signal_hook::flag::register(sig, Arc::clone(flag)).is_ok()
-            && wake_w.try_clone().is_ok_and(|w| signal_hook::low_level::pipe::register(sig, w).is_ok());
+            && wake_w
+                .try_clone()
+                .is_ok_and(|w| signal_hook::low_level::pipe::register(sig, w).is_ok());
         if !registered {
             return alert(&mut log, "unable to catch signals");
         }
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let Ok(mutex) = std::fs::OpenOptions::new().write(true).open("lock/sendmutex") else {
+    let Ok(mutex) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("lock/sendmutex")
+    else {
         return alert(&mut log, "unable to open mutex");
     };
-    let Ok(mutex) = nix::fcntl::Flock::lock(mutex, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
+    let Ok(mutex) = nix::fcntl::Flock::lock(mutex, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
         return alert(&mut log, "qmail-send is already running");
     };
     let fds: Vec<_> = (1..=6).map(qmail_sys::fd::take).collect();

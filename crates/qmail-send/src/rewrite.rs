@@ -55,7 +55,9 @@ pub struct Rules {
 }
 
 fn split_last_at(addr: &[u8]) -> Option<(&[u8], &[u8])> {
-    addr.iter().rposition(|&c| c == b'@').map(|i| (&addr[..i], &addr[i + 1..]))
+    addr.iter()
+        .rposition(|&c| c == b'@')
+        .map(|i| (&addr[..i], &addr[i + 1..]))
 }
 
 /// Looks up `domain`, then each dot-suffix of it (longest first), then the empty key.
@@ -86,7 +88,9 @@ impl Rules {
             if !self.percenthack.contains(domain) {
                 break;
             }
-            let Some(pct) = local.iter().rposition(|&c| c == b'%') else { break };
+            let Some(pct) = local.iter().rposition(|&c| c == b'%') else {
+                break;
+            };
             let mut next = local.to_vec();
             next[pct] = b'@';
             addr = next;
@@ -116,19 +120,28 @@ impl Rules {
         let mut addr = delivered_to;
         if let Some((_, domain)) = split_last_at(addr) {
             if let Some(p) = lookup_domain(&self.virtualdomains, domain) {
-                if !p.is_empty() && addr.len() > p.len() && addr.starts_with(p) && addr[p.len()] == b'-' {
+                if !p.is_empty()
+                    && addr.len() > p.len()
+                    && addr.starts_with(p)
+                    && addr[p.len()] == b'-'
+                {
                     addr = &addr[p.len() + 1..];
                 }
             }
         }
-        addr.iter().map(|&c| if c == b'\n' { b'_' } else { c }).collect()
+        addr.iter()
+            .map(|&c| if c == b'\n' { b'_' } else { c })
+            .collect()
     }
 }
 
 /// VERP: the sender handed to the spawner for one recipient (send.md §4).
 pub fn verp_sender(sender: &[u8], recipient: &[u8]) -> Vec<u8> {
-    let Some(base) = sender.strip_suffix(b"-@[]") else { return sender.to_vec() };
-    let (Some((pre, host)), Some((rbox, rdom))) = (split_last_at(base), split_last_at(recipient)) else {
+    let Some(base) = sender.strip_suffix(b"-@[]") else {
+        return sender.to_vec();
+    };
+    let (Some((pre, host)), Some((rbox, rdom))) = (split_last_at(base), split_last_at(recipient))
+    else {
         return sender.to_vec();
     };
     let mut out = Vec::with_capacity(sender.len() + recipient.len());
@@ -170,30 +183,59 @@ mod tests {
             ("alice", Channel::Local, "alice@here.example"),
             ("bob@far.example", Channel::Remote, "bob@far.example"),
             ("dude@tommy.gov", Channel::Local, "fred-dude@tommy.gov"),
-            ("joe@virt.example", Channel::Local, "joe-special-joe@virt.example"),
+            (
+                "joe@virt.example",
+                Channel::Local,
+                "joe-special-joe@virt.example",
+            ),
             ("ann@virt.example", Channel::Local, "virt-ann@virt.example"),
             ("x@a.sub.example", Channel::Local, "subs-x@a.sub.example"),
-            ("x@notvirtual.example", Channel::Remote, "x@notvirtual.example"),
-            ("a%far.example@here.example", Channel::Remote, "a@far.example"),
+            (
+                "x@notvirtual.example",
+                Channel::Remote,
+                "x@notvirtual.example",
+            ),
+            (
+                "a%far.example@here.example",
+                Channel::Remote,
+                "a@far.example",
+            ),
             ("a%b%relay.example@here.example", Channel::Remote, "a@b"),
-            ("nopct@relay.example", Channel::Remote, "nopct@relay.example"),
+            (
+                "nopct@relay.example",
+                Channel::Remote,
+                "nopct@relay.example",
+            ),
         ];
         for (input, chan, out) in cases {
-            assert_eq!(r.rewrite(input.as_bytes()), (*chan, out.as_bytes().to_vec()), "{input}");
+            assert_eq!(
+                r.rewrite(input.as_bytes()),
+                (*chan, out.as_bytes().to_vec()),
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn bounce_recipient_strips_prepend() {
         let r = rules();
-        assert_eq!(r.bounce_recipient(b"fred-dude@tommy.gov"), b"dude@tommy.gov");
-        assert_eq!(r.bounce_recipient(b"alice@here.example"), b"alice@here.example");
+        assert_eq!(
+            r.bounce_recipient(b"fred-dude@tommy.gov"),
+            b"dude@tommy.gov"
+        );
+        assert_eq!(
+            r.bounce_recipient(b"alice@here.example"),
+            b"alice@here.example"
+        );
         assert_eq!(r.bounce_recipient(b"a\nb@x"), b"a_b@x");
     }
 
     #[test]
     fn verp() {
-        assert_eq!(verp_sender(b"list-owner-@lists.org-@[]", b"joe@x.com"), b"list-owner-joe=x.com@lists.org");
+        assert_eq!(
+            verp_sender(b"list-owner-@lists.org-@[]", b"joe@x.com"),
+            b"list-owner-joe=x.com@lists.org"
+        );
         assert_eq!(verp_sender(b"plain@x", b"joe@x.com"), b"plain@x");
         assert_eq!(verp_sender(b"noat-@[]", b"joe@x.com"), b"noat-@[]");
         assert_eq!(verp_sender(b"a@b-@[]", b"nodomain"), b"a@b-@[]");

@@ -31,7 +31,11 @@ pub fn isqrt(x: u64) -> u64 {
 
 /// The time of the next attempt after a pass that began at `now` on a message born at `birth`.
 pub fn next_retry(birth: i64, now: i64, skip: u64) -> i64 {
-    let n = if birth > now { 0 } else { isqrt((now - birth) as u64) };
+    let n = if birth > now {
+        0
+    } else {
+        isqrt((now - birth) as u64)
+    };
     birth + ((n + skip) * (n + skip)) as i64
 }
 
@@ -46,7 +50,21 @@ mod tests {
 
     #[test]
     fn isqrt_exact() {
-        for x in [0u64, 1, 2, 3, 4, 15, 16, 17, 99, 100, 101, 40_000, 4_294_967_295] {
+        for x in [
+            0u64,
+            1,
+            2,
+            3,
+            4,
+            15,
+            16,
+            17,
+            99,
+            100,
+            101,
+            40_000,
+            4_294_967_295,
+        ] {
             let y = isqrt(x);
             assert!(y * y <= x && (y + 1) * (y + 1) > x, "{x}");
         }
@@ -57,11 +75,17 @@ mod tests {
     #[test]
     fn schedule_matches_life_with_qmail_table() {
         let local = [0, 100, 400, 900, 1600, 2500, 3600, 4900, 6400, 8100, 10000];
-        let remote = [0, 400, 1600, 3600, 6400, 10000, 14400, 19600, 25600, 32400, 40000];
+        let remote = [
+            0, 400, 1600, 3600, 6400, 10000, 14400, 19600, 25600, 32400, 40000,
+        ];
         for (skip, table) in [(10, &local), (20, &remote)] {
             let birth = 1_000_000;
             for k in 0..table.len() - 1 {
-                assert_eq!(next_retry(birth, birth + table[k], skip), birth + table[k + 1], "skip {skip} k {k}");
+                assert_eq!(
+                    next_retry(birth, birth + table[k], skip),
+                    birth + table[k + 1],
+                    "skip {skip} k {k}"
+                );
             }
         }
         // A late attempt is rescheduled relative to birth, not to now.

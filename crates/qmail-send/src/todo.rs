@@ -32,7 +32,11 @@ pub struct Prepared {
 pub type LogLines = Vec<Vec<u8>>;
 
 fn create_excl(path: &str) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn remove_if_there(path: &str) -> io::Result<()> {
@@ -45,12 +49,19 @@ fn remove_if_there(path: &str) -> io::Result<()> {
 /// Writes info/ and the channel files of message `id` and fsyncs them. On failure the warning to
 /// log is returned and the todo entry stays for the next scan. `dirs` collects the directories
 /// whose entries changed.
-pub fn prepare(id: u64, rules: &Rules, log: &mut LogLines, dirs: &mut BTreeSet<PathBuf>) -> Result<Prepared, Vec<u8>> {
+pub fn prepare(
+    id: u64,
+    rules: &Rules,
+    log: &mut LogLines,
+    dirs: &mut BTreeSet<PathBuf>,
+) -> Result<Prepared, Vec<u8>> {
     let todo = path_of("todo", id);
     let warn = |what: &str, path: &str| format!("warning: {what} {path}\n").into_bytes();
     let contents = std::fs::read(&todo).map_err(|_| warn("unable to open", &todo))?;
     let mess = path_of("mess", id);
-    let size = std::fs::metadata(&mess).map_err(|_| warn("unable to stat", &mess))?.len();
+    let size = std::fs::metadata(&mess)
+        .map_err(|_| warn("unable to stat", &mess))?
+        .len();
     let info = path_of("info", id);
     for c in Channel::ALL {
         let p = path_of(c.dir(), id);
@@ -71,7 +82,9 @@ pub fn prepare(id: u64, rules: &Rules, log: &mut LogLines, dirs: &mut BTreeSet<P
                 let mut rec = vec![b'F'];
                 rec.extend_from_slice(r.data);
                 rec.push(0);
-                info_file.write_all(&rec).map_err(|_| warn("trouble writing to", &info))?;
+                info_file
+                    .write_all(&rec)
+                    .map_err(|_| warn("trouble writing to", &info))?;
                 let mut line = format!("info msg {id}: bytes {size} from <").into_bytes();
                 line.extend_from_slice(&crate::log::safe(r.data));
                 line.extend_from_slice(b"> qp ");
@@ -92,7 +105,9 @@ pub fn prepare(id: u64, rules: &Rules, log: &mut LogLines, dirs: &mut BTreeSet<P
             _ => return Err(warn("unknown record type in", &todo)),
         }
     }
-    info_file.sync_all().map_err(|_| warn("trouble fsyncing", &info))?;
+    info_file
+        .sync_all()
+        .map_err(|_| warn("trouble fsyncing", &info))?;
     dirs.insert(parent(&info));
     for c in Channel::ALL {
         if !chan_used[c as usize] {
@@ -100,11 +115,15 @@ pub fn prepare(id: u64, rules: &Rules, log: &mut LogLines, dirs: &mut BTreeSet<P
         }
         let p = path_of(c.dir(), id);
         let mut f = create_excl(&p).map_err(|_| warn("unable to create", &p))?;
-        f.write_all(&chan_data[c as usize]).map_err(|_| warn("trouble writing to", &p))?;
+        f.write_all(&chan_data[c as usize])
+            .map_err(|_| warn("trouble writing to", &p))?;
         f.sync_all().map_err(|_| warn("trouble fsyncing", &p))?;
         dirs.insert(parent(&p));
     }
-    Ok(Prepared { id, channels: chan_used })
+    Ok(Prepared {
+        id,
+        channels: chan_used,
+    })
 }
 
 /// qmail's `scan_ulong`: the leading decimal digits (0 if none).
@@ -119,7 +138,10 @@ fn leading_number(s: &[u8]) -> Vec<u8> {
 }
 
 fn parent(p: &str) -> PathBuf {
-    Path::new(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(p)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]

@@ -26,11 +26,19 @@ fn make_queue(root: &std::path::Path) {
     for d in ["todo", "intd", "bounce", "lock", "pid"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    nix::unistd::mkfifo(&root.join("lock/trigger"), nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("lock/trigger"),
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+    )
+    .unwrap();
 }
 
 fn queue_message(id: u64, sender: &str, rcpts: &[&str]) {
-    std::fs::write(path_of("mess", id), format!("Received: (qmail 1 invoked by uid 0); x\n\nbody {id}\n")).unwrap();
+    std::fs::write(
+        path_of("mess", id),
+        format!("Received: (qmail 1 invoked by uid 0); x\n\nbody {id}\n"),
+    )
+    .unwrap();
     let mut env = format!("u1000\0p4242\0F{sender}\0").into_bytes();
     for r in rcpts {
         env.extend_from_slice(format!("T{r}\0").as_bytes());
@@ -57,7 +65,13 @@ fn fake_spawner(cmds: OwnedFd, reports: OwnedFd, seen: Arc<Mutex<Vec<(String, St
             if buf.is_empty() {
                 break;
             }
-            let fields: Vec<usize> = buf[1..].iter().enumerate().filter(|(_, &b)| b == 0).map(|(i, _)| i + 1).take(3).collect();
+            let fields: Vec<usize> = buf[1..]
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == 0)
+                .map(|(i, _)| i + 1)
+                .take(3)
+                .collect();
             if fields.len() < 3 {
                 break;
             }
@@ -124,15 +138,32 @@ fn engine_delivers_defers_and_fails() {
     // Bounce injection needs a real qmail-queue; this stand-in always fails, leaving bounce/.
     std::env::set_var("QMAILQUEUE", "/bin/false");
 
-    queue_message(101, "alice@here.example", &["ok1@here.example", "bob@far.example"]);
-    queue_message(102, "list-@lists.example-@[]", &["fail@here.example", "defer@far.example"]);
+    queue_message(
+        101,
+        "alice@here.example",
+        &["ok1@here.example", "bob@far.example"],
+    );
+    queue_message(
+        102,
+        "list-@lists.example-@[]",
+        &["fail@here.example", "defer@far.example"],
+    );
     queue_message(103, "nobody@here.example", &[]);
 
-    let (l_cmd_w, l_cmd_r) = { let (r, w) = pipe(); (w, r) };
+    let (l_cmd_w, l_cmd_r) = {
+        let (r, w) = pipe();
+        (w, r)
+    };
     let (l_rep_r, l_rep_w) = pipe();
-    let (r_cmd_w, r_cmd_r) = { let (r, w) = pipe(); (w, r) };
+    let (r_cmd_w, r_cmd_r) = {
+        let (r, w) = pipe();
+        (w, r)
+    };
     let (r_rep_r, r_rep_w) = pipe();
-    let (c_cmd_w, c_cmd_r) = { let (r, w) = pipe(); (w, r) };
+    let (c_cmd_w, c_cmd_r) = {
+        let (r, w) = pipe();
+        (w, r)
+    };
     let (c_ans_r, c_ans_w) = pipe();
     let local_seen = Arc::new(Mutex::new(Vec::new()));
     let remote_seen = Arc::new(Mutex::new(Vec::new()));
@@ -143,7 +174,9 @@ fn engine_delivers_defers_and_fails() {
     // The handshake byte is read by qmail-send's start-up code, not by the engine.
     for fd in [&l_rep_r, &r_rep_r] {
         let mut b = [0u8];
-        std::fs::File::from(fd.try_clone().unwrap()).read_exact(&mut b).unwrap();
+        std::fs::File::from(fd.try_clone().unwrap())
+            .read_exact(&mut b)
+            .unwrap();
         assert_eq!(b[0], 120);
     }
 
@@ -166,7 +199,12 @@ fn engine_delivers_defers_and_fails() {
     let (wake_r, wake_w) = std::os::unix::net::UnixStream::pair().unwrap();
     wake_r.set_nonblocking(true).unwrap();
     let term = Arc::new(AtomicBool::new(false));
-    let signals = Signals { term: Arc::clone(&term), alrm: Arc::default(), hup: Arc::default(), wake: wake_r };
+    let signals = Signals {
+        term: Arc::clone(&term),
+        alrm: Arc::default(),
+        hup: Arc::default(),
+        wake: wake_r,
+    };
     let log = Arc::new(Mutex::new(Vec::new()));
     let fds = Fds {
         log: Box::new(SharedLog(Arc::clone(&log))),
@@ -178,10 +216,17 @@ fn engine_delivers_defers_and_fails() {
     let mut engine = Engine::new(cfg, controls, fds, [120, 120], signals);
     engine.start();
     // Ask for exit once the work is visible; TERM waits for in-flight deliveries.
-    let (t, lseen, rseen) = (Arc::clone(&term), Arc::clone(&local_seen), Arc::clone(&remote_seen));
+    let (t, lseen, rseen) = (
+        Arc::clone(&term),
+        Arc::clone(&local_seen),
+        Arc::clone(&remote_seen),
+    );
     std::thread::spawn(move || {
         for _ in 0..200 {
-            if lseen.lock().unwrap().len() >= 2 && rseen.lock().unwrap().len() >= 2 && !std::path::Path::new("info/11/103").exists() {
+            if lseen.lock().unwrap().len() >= 2
+                && rseen.lock().unwrap().len() >= 2
+                && !std::path::Path::new("info/11/103").exists()
+            {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
@@ -195,10 +240,31 @@ fn engine_delivers_defers_and_fails() {
     let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
     let lseen = local_seen.lock().unwrap().clone();
     let rseen = remote_seen.lock().unwrap().clone();
-    assert!(lseen.contains(&("9/101".into(), "alice@here.example".into(), "ok1@here.example".into())), "{lseen:?}");
-    assert!(rseen.contains(&("9/101".into(), "alice@here.example".into(), "bob@far.example".into())), "{rseen:?}");
+    assert!(
+        lseen.contains(&(
+            "9/101".into(),
+            "alice@here.example".into(),
+            "ok1@here.example".into()
+        )),
+        "{lseen:?}"
+    );
+    assert!(
+        rseen.contains(&(
+            "9/101".into(),
+            "alice@here.example".into(),
+            "bob@far.example".into()
+        )),
+        "{rseen:?}"
+    );
     // VERP: list-@lists.example-@[] becomes list-fail=here.example@lists.example.
-    assert!(lseen.contains(&("10/102".into(), "list-fail=here.example@lists.example".into(), "fail@here.example".into())), "{lseen:?}");
+    assert!(
+        lseen.contains(&(
+            "10/102".into(),
+            "list-fail=here.example@lists.example".into(),
+            "fail@here.example".into()
+        )),
+        "{lseen:?}"
+    );
     for needle in [
         "new msg 101\n",
         "info msg 101: bytes 50 from <alice@here.example> qp 4242 uid 1000\n",
@@ -214,14 +280,32 @@ fn engine_delivers_defers_and_fails() {
         assert!(log.contains(needle), "missing {needle:?} in log:\n{log}");
     }
     // Message 101 is gone entirely; 103 (no recipients) too.
-    for p in ["mess/9/101", "info/9/101", "local/9/101", "remote/9/101", "todo/101", "intd/101", "mess/11/103", "info/11/103"] {
+    for p in [
+        "mess/9/101",
+        "info/9/101",
+        "local/9/101",
+        "remote/9/101",
+        "todo/101",
+        "intd/101",
+        "mess/11/103",
+        "info/11/103",
+    ] {
         assert!(!std::path::Path::new(p).exists(), "{p} left behind");
     }
     // Message 102: the local failure is recorded and marked done; the remote deferral is pending.
-    assert_eq!(std::fs::read("bounce/102").unwrap(), b"<fail@here.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n");
+    assert_eq!(
+        std::fs::read("bounce/102").unwrap(),
+        b"<fail@here.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+    );
     assert!(!std::path::Path::new("local/10/102").exists());
-    assert_eq!(std::fs::read("remote/10/102").unwrap(), b"Tdefer@far.example\0");
-    assert_eq!(std::fs::read("info/10/102").unwrap(), b"Flist-@lists.example-@[]\0");
+    assert_eq!(
+        std::fs::read("remote/10/102").unwrap(),
+        b"Tdefer@far.example\0"
+    );
+    assert_eq!(
+        std::fs::read("info/10/102").unwrap(),
+        b"Flist-@lists.example-@[]\0"
+    );
     // On exit the pending remote file's mtime holds its next attempt: birth + 20^2.
     let birth = std::fs::metadata("info/10/102").unwrap();
     let remote = std::fs::metadata("remote/10/102").unwrap();

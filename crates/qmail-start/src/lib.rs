@@ -31,7 +31,12 @@ fn cstring(s: &[u8]) -> Option<CString> {
 }
 
 /// Starts one child of qmail-start with `fds` and `identity`, closing the placeholder fds 2-6.
-fn start(name: &str, args: &[&[u8]], fds: &[(RawFd, RawFd)], identity: Option<&Identity>) -> Option<()> {
+fn start(
+    name: &str,
+    args: &[&[u8]],
+    fds: &[(RawFd, RawFd)],
+    identity: Option<&Identity>,
+) -> Option<()> {
     let program = find_program(name)?;
     let mut argv = vec![cstring(name.as_bytes())?];
     for a in args {
@@ -74,7 +79,12 @@ fn start_all(args: &[OsString]) -> Option<std::io::Error> {
         let (r, w) = pipe()?;
         let name = args[1].to_str()?;
         let rest: Vec<&[u8]> = args[2..].iter().map(|a| a.as_bytes()).collect();
-        start(name, &rest, &[(0, r.as_raw_fd())], Some(&Identity::new(uid_l, nofiles)))?;
+        start(
+            name,
+            &rest,
+            &[(0, r.as_raw_fd())],
+            Some(&Identity::new(uid_l, nofiles)),
+        )?;
         log_fd = w.as_raw_fd();
         logger_pipe = Some((r, w));
     } else {
@@ -87,12 +97,35 @@ fn start_all(args: &[OsString]) -> Option<std::io::Error> {
     }
     let read = |i: usize| pipes.ends[i].0.as_raw_fd();
     let write = |i: usize| pipes.ends[i].1.as_raw_fd();
-    start("qmail-lspawn", &[default_delivery], &[(0, read(0)), (1, write(1))], None)?;
-    start("qmail-rspawn", &[], &[(0, read(2)), (1, write(3))], Some(&Identity::new(uid_r, qmail)))?;
-    start("qmail-clean", &[], &[(0, read(4)), (1, write(5))], Some(&Identity::new(uid_q, qmail)))?;
+    start(
+        "qmail-lspawn",
+        &[default_delivery],
+        &[(0, read(0)), (1, write(1))],
+        None,
+    )?;
+    start(
+        "qmail-rspawn",
+        &[],
+        &[(0, read(2)), (1, write(3))],
+        Some(&Identity::new(uid_r, qmail)),
+    )?;
+    start(
+        "qmail-clean",
+        &[],
+        &[(0, read(4)), (1, write(5))],
+        Some(&Identity::new(uid_q, qmail)),
+    )?;
 
     qmail_sys::prot::drop_to(&Identity::new(uid_s, qmail)).ok()?;
-    let layout = [(0, log_fd), (1, write(0)), (2, read(1)), (3, write(2)), (4, read(3)), (5, write(4)), (6, read(5))];
+    let layout = [
+        (0, log_fd),
+        (1, write(0)),
+        (2, read(1)),
+        (3, write(2)),
+        (4, read(3)),
+        (5, write(4)),
+        (6, read(5)),
+    ];
     for (target, source) in layout {
         nix::unistd::dup2(source, target).ok()?;
     }

@@ -11,8 +11,14 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The signals that mean the program itself went wrong.
-pub const BUG_SIGNALS: [Signal; 6] =
-    [Signal::SIGILL, Signal::SIGABRT, Signal::SIGFPE, Signal::SIGBUS, Signal::SIGSEGV, Signal::SIGSYS];
+pub const BUG_SIGNALS: [Signal; 6] = [
+    Signal::SIGILL,
+    Signal::SIGABRT,
+    Signal::SIGFPE,
+    Signal::SIGBUS,
+    Signal::SIGSEGV,
+    Signal::SIGSYS,
+];
 
 static BUG_CODE: AtomicI32 = AtomicI32::new(111);
 
@@ -26,7 +32,11 @@ pub fn catch(code: i32) -> nix::Result<()> {
     BUG_CODE.store(code, Ordering::Relaxed);
     // SA_ONSTACK: Rust's runtime gives the main thread an alternate signal stack, so a stack
     // overflow (SIGSEGV on the guard page) still reaches this handler.
-    let action = SigAction::new(SigHandler::Handler(exit_with_bug_code), SaFlags::SA_ONSTACK, SigSet::all());
+    let action = SigAction::new(
+        SigHandler::Handler(exit_with_bug_code),
+        SaFlags::SA_ONSTACK,
+        SigSet::all(),
+    );
     for sig in BUG_SIGNALS {
         // SAFETY: the handler only reads an atomic and calls _exit, both async-signal-safe.
         unsafe { sigaction(sig, &action) }?;

@@ -20,7 +20,11 @@ pub struct Identity {
 impl Identity {
     /// qmail's usual identity: the groups list holds just the primary group.
     pub fn new(uid: u32, gid: u32) -> Self {
-        Identity { uid, gid, groups: vec![gid] }
+        Identity {
+            uid,
+            gid,
+            groups: vec![gid],
+        }
     }
 }
 
@@ -49,7 +53,9 @@ pub fn verify(id: &Identity) -> nix::Result<()> {
     let g = getresgid()?;
     let want_u = Uid::from_raw(id.uid);
     let want_g = Gid::from_raw(id.gid);
-    if [u.real, u.effective, u.saved] != [want_u; 3] || [g.real, g.effective, g.saved] != [want_g; 3] {
+    if [u.real, u.effective, u.saved] != [want_u; 3]
+        || [g.real, g.effective, g.saved] != [want_g; 3]
+    {
         return Err(nix::errno::Errno::EPERM);
     }
     let mut have: Vec<u32> = getgroups()?.iter().map(|g| g.as_raw()).collect();

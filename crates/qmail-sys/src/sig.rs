@@ -32,12 +32,20 @@ extern "C" fn exit_with_code(_: libc::c_int) {
 /// One code per process: a later call replaces the code for every signal set up this way.
 pub fn exit_on(sig: Signal, code: i32) -> nix::Result<()> {
     EXIT_CODE.store(code, Ordering::Relaxed);
-    let action = SigAction::new(SigHandler::Handler(exit_with_code), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(exit_with_code),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     // SAFETY: the handler only reads an atomic and calls _exit, both async-signal-safe.
     unsafe { sigaction(sig, &action) }.map(|_| ())
 }
 
 /// Unblocks every signal (a spawned child must not inherit a blocked mask).
 pub fn unblock_all() -> nix::Result<()> {
-    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    )
 }

@@ -86,13 +86,25 @@ pub fn find_program(name: &str) -> Option<CString> {
 
 /// Forks and executes `cmd`; returns the child's pid. The child never returns into Rust code.
 pub fn spawn(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
-    if cmd.fds.iter().any(|&(t, s)| !(0..SCRATCH_FD).contains(&t) || s < 0) {
+    if cmd
+        .fds
+        .iter()
+        .any(|&(t, s)| !(0..SCRATCH_FD).contains(&t) || s < 0)
+    {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
-    let argv: Vec<*const libc::c_char> =
-        cmd.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(ptr::null())).collect();
-    let envp: Option<Vec<*const libc::c_char>> =
-        cmd.env.map(|e| e.iter().map(|a| a.as_ptr()).chain(std::iter::once(ptr::null())).collect());
+    let argv: Vec<*const libc::c_char> = cmd
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
+    let envp: Option<Vec<*const libc::c_char>> = cmd.env.map(|e| {
+        e.iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(ptr::null()))
+            .collect()
+    });
     let groups: Vec<libc::gid_t> = cmd.identity.map(|i| i.groups.clone()).unwrap_or_default();
     let mut scratch = [0 as RawFd; SCRATCH_FD as usize];
     // SAFETY: fork has no memory-safety preconditions of its own; in the child below only
@@ -107,11 +119,19 @@ pub fn spawn(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
     }
     // Child.
     let fail = |errno: i32| -> ! {
-        let code = if errno_is_temporary(errno) { cmd.fail_codes.0 } else { cmd.fail_codes.1 };
+        let code = if errno_is_temporary(errno) {
+            cmd.fail_codes.0
+        } else {
+            cmd.fail_codes.1
+        };
         // SAFETY: _exit is async-signal-safe and ends the process without unwinding.
         unsafe { libc::_exit(code) }
     };
-    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    let errno = || {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    };
     for (i, &(_, source)) in cmd.fds.iter().enumerate() {
         // SAFETY: plain descriptor duplication; no memory is touched.
         let fd = unsafe { libc::fcntl(source, libc::F_DUPFD, SCRATCH_FD) };
@@ -182,7 +202,9 @@ fn single_threaded() -> bool {
 /// address space holds no lock that another thread owns, so it may allocate and do ordinary work.
 pub fn fork_then(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
     if !single_threaded() {
-        return Err(io::Error::other("fork_then refuses a multi-threaded process"));
+        return Err(io::Error::other(
+            "fork_then refuses a multi-threaded process",
+        ));
     }
     // SAFETY: the process is single-threaded (checked above), so the child inherits no lock held by
     // another thread; it runs `child` and leaves with _exit, never returning into the caller.

@@ -226,7 +226,9 @@ fn xtask_up_then_qmailctl() {
     });
     assert!(
         down,
-        "after stop:\n{}\nlog:\n{}",
+        "after stop (qmail-send must exit once nothing is in flight; a log ending in \
+         `exitasap` with local 0 and remote 0 means its loop went back to sleep after TERM):\n\
+         {}\nlog:\n{}",
         qmailctl(&sb, "stat").1,
         sb.log()
     );

@@ -13,3 +13,4 @@ mod queue;
 mod remote;
 mod sandbox;
 mod smtpd;
+mod smtpd_more;

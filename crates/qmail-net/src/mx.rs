@@ -1,11 +1,23 @@
-//! qmail's use of DNS (qmail's `dns.c`, the logic half): IPv4 literals, MX-then-A with ordering
-//! by preference and a random order among equal preferences, the plain A lookup used for
-//! smtproutes relays, and CNAME canonicalisation of recipient domains (remote.md §3).
+//! qmail's use of DNS (qmail's `dns.c`, the logic half): address literals, MX-then-address with
+//! ordering by preference and a random order among equal preferences, the plain address lookup
+//! used for smtproutes relays, and CNAME canonicalisation of recipient domains (remote.md §3).
+//!
+//! IPv6 (beyond qmail 1.03, which knew only A records): every host name is looked up for A and
+//! then AAAA records, and `[IPv6:...]` literals (RFC 5321 §4.1.3) are accepted beside `[1.2.3.4]`.
+//! The order to try is qmail's (ascending MX preference, equal preferences shuffled, each host's
+//! addresses in DNS order) with one change: within one preference, every IPv4 address comes
+//! before every IPv6 address ([`order`]). So preference still decides first (a backup MX is never
+//! tried before a better one), and among equally good hosts the IPv4 path that qmail has always
+//! used is tried first, IPv6 only when none of them answers. An IPv4-mapped IPv6 address
+//! (`::ffff:a.b.c.d`) is taken as the IPv4 address it names.
 //!
 //! Everything works over the [`Lookup`] trait, so a table stands in for DNS in tests.
+//!
+//! Trust: host names and literals come from envelopes and DNS answers; parsing is bounded and
+//! never panics.
 
 use crate::dns::{DnsError, Lookup, QType, Rr};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An address to try and the preference of the MX it came from (0 for A fallbacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,11 +25,39 @@ pub struct Candidate {
     /// MX preference.
     pub pref: u32,
     /// The address.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
 }
 
-/// A dotted-quad literal, bare (`1.2.3.4`) or bracketed (`[1.2.3.4]`).
-pub fn literal(host: &[u8]) -> Option<Ipv4Addr> {
+/// The longest text of an IPv6 address (`ffff:...:255.255.255.255`).
+const IPV6_TEXT_MAX: usize = 45;
+
+/// An address literal: a dotted quad, bare (`1.2.3.4`) or bracketed (`[1.2.3.4]`), or an IPv6
+/// literal `[IPv6:addr]` (the tag in any case, the address in RFC 4291 text form, no zone).
+/// An IPv4-mapped IPv6 literal gives the IPv4 address.
+pub fn literal(host: &[u8]) -> Option<IpAddr> {
+    if let Some(v6) = literal_v6(host) {
+        return Some(IpAddr::V6(v6).to_canonical());
+    }
+    literal_v4(host).map(IpAddr::V4)
+}
+
+/// `[IPv6:addr]` (tag case-insensitive) as an address.
+fn literal_v6(host: &[u8]) -> Option<Ipv6Addr> {
+    let [b'[', inner @ .., b']'] = host else {
+        return None;
+    };
+    if inner.len() < 5 || !inner[..5].eq_ignore_ascii_case(b"IPv6:") {
+        return None;
+    }
+    let text = &inner[5..];
+    if text.len() > IPV6_TEXT_MAX {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// A dotted quad, bare or bracketed (qmail's `ip_scanbracket` and `ip_scan`, strictly).
+fn literal_v4(host: &[u8]) -> Option<Ipv4Addr> {
     let inner = match host {
         [b'[', rest @ .., b']'] => rest,
         _ => host,
@@ -75,22 +115,52 @@ pub fn sort_mx(mut mx: Vec<(u16, Vec<u8>)>, rng: &mut Rng) -> Vec<(u16, Vec<u8>)
     mx
 }
 
-/// The A records of `host` (or the literal itself), each with preference `pref`.
+/// The addresses of `host` (or the literal itself), each with preference `pref`: its A records,
+/// then its AAAA records, each in DNS order.
+///
+/// A temporary failure of one lookup while the other found addresses is ignored (those
+/// addresses are used) and otherwise makes the result temporary; without it, the name does not
+/// exist ([`DnsError::Permanent`]) when neither lookup had an answer, and has no address
+/// (an empty list) when an answer held no address record (a bare CNAME, as qmail's `dns.c`).
 pub fn ip_plus(dns: &mut dyn Lookup, host: &[u8], pref: u32) -> Result<Vec<Candidate>, DnsError> {
     if let Some(ip) = literal(host) {
         return Ok(vec![Candidate { pref, ip }]);
     }
-    let rrs = dns.lookup(host, QType::A)?;
-    Ok(rrs
-        .into_iter()
-        .filter_map(|r| match r {
-            Rr::A(ip) => Some(Candidate { pref, ip }),
-            _ => None,
-        })
-        .collect())
+    let mut out = Vec::new();
+    let mut temporary = false;
+    let mut answered = false;
+    for qtype in [QType::A, QType::Aaaa] {
+        match dns.lookup(host, qtype) {
+            Ok(rrs) => {
+                answered = true;
+                out.extend(rrs.into_iter().filter_map(|r| {
+                let ip = match r {
+                    Rr::A(ip) if qtype == QType::A => IpAddr::V4(ip),
+                    Rr::Aaaa(ip) if qtype == QType::Aaaa => IpAddr::V6(ip).to_canonical(),
+                    _ => return None,
+                };
+                    Some(Candidate { pref, ip })
+                }));
+            }
+            Err(DnsError::Temporary) => temporary = true,
+            Err(DnsError::Permanent) => {}
+        }
+    }
+    match (out.is_empty(), temporary, answered) {
+        (false, _, _) | (true, false, true) => Ok(out),
+        (true, true, _) => Err(DnsError::Temporary),
+        (true, false, false) => Err(DnsError::Permanent),
+    }
 }
 
-/// MX then A for `host`: the candidates and whether some MX host's lookup failed temporarily
+/// The order to try `cands` in (see the module text): a stable sort by preference, IPv4 before
+/// IPv6 within one preference, so qmail's order is otherwise kept.
+pub fn order(mut cands: Vec<Candidate>) -> Vec<Candidate> {
+    cands.sort_by_key(|c| (c.pref, c.ip.is_ipv6()));
+    cands
+}
+
+/// MX then A and AAAA for `host`: the candidates in the order to try and whether some MX host's lookup failed temporarily
 /// (qmail's "soft" flag; the caller defers when that leaves no address).
 pub fn mx_ip(
     dns: &mut dyn Lookup,
@@ -103,7 +173,7 @@ pub fn mx_ip(
     let rrs = match dns.lookup(host, QType::Mx) {
         Ok(r) => r,
         Err(DnsError::Temporary) => return Err(DnsError::Temporary),
-        Err(DnsError::Permanent) => return Ok((ip_plus(dns, host, 0)?, false)),
+        Err(DnsError::Permanent) => return Ok((order(ip_plus(dns, host, 0)?), false)),
     };
     let mx: Vec<(u16, Vec<u8>)> = rrs
         .into_iter()
@@ -113,7 +183,7 @@ pub fn mx_ip(
         })
         .collect();
     if mx.is_empty() {
-        return Ok((ip_plus(dns, host, 0)?, false));
+        return Ok((order(ip_plus(dns, host, 0)?), false));
     }
     let mut out = Vec::new();
     let mut soft = false;
@@ -124,7 +194,7 @@ pub fn mx_ip(
             Err(DnsError::Permanent) => {}
         }
     }
-    Ok((out, soft))
+    Ok((order(out), soft))
 }
 
 /// Rounds of CNAME following before a name counts as an alias loop.
@@ -211,9 +281,9 @@ mod tests {
 
     #[test]
     fn literals() {
-        let cases: &[(&str, Option<[u8; 4]>)] = &[
-            ("1.2.3.4", Some([1, 2, 3, 4])),
-            ("[127.0.0.1]", Some([127, 0, 0, 1])),
+        let cases: &[(&str, Option<&str>)] = &[
+            ("1.2.3.4", Some("1.2.3.4")),
+            ("[127.0.0.1]", Some("127.0.0.1")),
             ("[1.2.3.4", None),
             ("1.2.3", None),
             ("1.2.3.4.5", None),
@@ -223,10 +293,147 @@ mod tests {
             ("", None),
             ("[]", None),
             ("0001.2.3.4", None),
+            ("[IPv6:::1]", Some("::1")),
+            ("[ipv6:2001:DB8::7]", Some("2001:db8::7")),
+            ("[IPV6:fd00::2]", Some("fd00::2")),
+            ("[IPv6:1:2:3:4:5:6:7:8]", Some("1:2:3:4:5:6:7:8")),
+            ("[IPv6:::ffff:127.0.0.2]", Some("127.0.0.2")),
+            ("[IPv6:1:2:3:4:5:6:1.2.3.4]", Some("1:2:3:4:5:6:102:304")),
+            ("[IPv6:fe80::1%lo]", None),
+            ("[IPv6:]", None),
+            ("[IPv6:1.2.3.4]", None),
+            ("[IPv6:::1", None),
+            ("IPv6:::1", None),
+            ("[::1]", None),
+            ("::1", None),
+            ("[IPv6:1:2:3:4:5:6:7:8:9]", None),
+            ("[IPv6:12345::]", None),
+            ("[IPv6::::]", None),
+            ("[IPv4:1.2.3.4]", None),
         ];
         for (s, want) in cases {
-            assert_eq!(literal(s.as_bytes()), want.map(Ipv4Addr::from), "{s}");
+            let want: Option<IpAddr> = want.map(|w| w.parse().unwrap());
+            assert_eq!(literal(s.as_bytes()), want, "{s}");
         }
+        // Cut at every position: never a panic, and only the complete literal or a shorter valid
+        // one is accepted.
+        for full in ["[IPv6:2001:db8::1]", "[10.20.30.40]"] {
+            for i in 0..=full.len() {
+                let _ = literal(&full.as_bytes()[..i]);
+            }
+            assert!(literal(full.as_bytes()).is_some());
+        }
+        assert_eq!(literal(&[b'['; 100]), None);
+        assert_eq!(literal(b"[IPv6:\xff::1]"), None);
+        let long = format!("[IPv6:{}::1]", "0".repeat(60));
+        assert_eq!(literal(long.as_bytes()), None);
+    }
+
+    #[test]
+    fn address_order() {
+        // (pref, ip) in qmail's order -> order to try
+        let cases: &[(&[(u32, &str)], &[(u32, &str)])] = &[
+            (&[], &[]),
+            (
+                &[(0, "::1"), (0, "10.0.0.1"), (0, "fd00::2"), (0, "10.0.0.2")],
+                &[(0, "10.0.0.1"), (0, "10.0.0.2"), (0, "::1"), (0, "fd00::2")],
+            ),
+            (
+                &[(10, "fd00::1"), (10, "10.0.0.9"), (20, "10.0.0.3"), (5, "fd00::5")],
+                &[(5, "fd00::5"), (10, "10.0.0.9"), (10, "fd00::1"), (20, "10.0.0.3")],
+            ),
+            (
+                &[(10, "10.0.0.2"), (10, "10.0.0.1"), (20, "::2"), (20, "10.0.0.3")],
+                &[(10, "10.0.0.2"), (10, "10.0.0.1"), (20, "10.0.0.3"), (20, "::2")],
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(order(cands(input)), cands(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_and_aaaa() {
+        use DnsError::*;
+        use QType::*;
+        let aaaa = |s: &str| Rr::Aaaa(s.parse().unwrap());
+        type Case = (
+            &'static str,
+            Vec<(&'static str, QType, Result<Vec<Rr>, DnsError>)>,
+            Result<Vec<(u32, &'static str)>, DnsError>,
+        );
+        let cases: Vec<Case> = vec![
+            ("h.test", vec![], Err(Permanent)),
+            (
+                "h.test",
+                vec![("h.test", Aaaa, Ok(vec![aaaa("::1"), aaaa("fd00::2")]))],
+                Ok(vec![(3, "::1"), (3, "fd00::2")]),
+            ),
+            (
+                "h.test",
+                vec![
+                    ("h.test", Aaaa, Ok(vec![aaaa("::1")])),
+                    ("h.test", A, Ok(vec![a("10.0.0.1")])),
+                ],
+                Ok(vec![(3, "10.0.0.1"), (3, "::1")]),
+            ),
+            (
+                "h.test",
+                vec![
+                    ("h.test", Aaaa, Ok(vec![aaaa("::ffff:10.0.0.4"), a("10.0.0.5")])),
+                    ("h.test", A, Ok(vec![aaaa("::9")])),
+                ],
+                Ok(vec![(3, "10.0.0.4")]),
+            ),
+            (
+                "h.test",
+                vec![("h.test", A, Err(Temporary)), ("h.test", Aaaa, Ok(vec![aaaa("::1")]))],
+                Ok(vec![(3, "::1")]),
+            ),
+            (
+                "h.test",
+                vec![("h.test", A, Ok(vec![a("10.0.0.1")])), ("h.test", Aaaa, Err(Temporary))],
+                Ok(vec![(3, "10.0.0.1")]),
+            ),
+            ("h.test", vec![("h.test", Aaaa, Err(Temporary))], Err(Temporary)),
+            (
+                "h.test",
+                vec![("h.test", A, Ok(vec![Rr::Cname(b"x".to_vec())])), ("h.test", Aaaa, Err(Temporary))],
+                Err(Temporary),
+            ),
+            (
+                "h.test",
+                vec![("h.test", A, Ok(vec![Rr::Cname(b"x".to_vec())]))],
+                Ok(vec![]),
+            ),
+            ("[IPv6:fd00::2]", vec![], Ok(vec![(3, "fd00::2")])),
+        ];
+        for (host, entries, want) in cases {
+            let mut t = table(&entries);
+            let got = ip_plus(&mut t, host.as_bytes(), 3);
+            assert_eq!(got, want.map(|c| cands(&c)), "{host} {entries:?}");
+        }
+        // An AAAA-only implicit MX, and an MX set mixing families: preference first, then IPv4.
+        let mut t = table(&[
+            ("v6.test", Aaaa, Ok(vec![aaaa("fd00::2")])),
+            ("m.test", Mx, Ok(vec![mx(20, "b.test"), mx(10, "a.test")])),
+            ("a.test", Aaaa, Ok(vec![aaaa("fd00::a")])),
+            ("b.test", A, Ok(vec![a("10.0.0.2")])),
+            ("b.test", Aaaa, Ok(vec![aaaa("fd00::b")])),
+        ]);
+        let mut rng = Rng::new(1);
+        assert_eq!(
+            mx_ip(&mut t, b"v6.test", &mut rng),
+            Ok((cands(&[(0, "fd00::2")]), false))
+        );
+        assert_eq!(
+            mx_ip(&mut t, b"m.test", &mut rng),
+            Ok((cands(&[(10, "fd00::a"), (20, "10.0.0.2"), (20, "fd00::b")]), false))
+        );
+        assert_eq!(
+            mx_ip(&mut t, b"[IPv6:::1]", &mut rng),
+            Ok((cands(&[(0, "::1")]), false))
+        );
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! descriptor reads; records are rewritten in place. The decisions are pure functions over the
 //! table bytes ([`blocked`], [`update`]); [`Tcpto`] does the file I/O.
 //!
+//! IPv4 only: the record format has room for an IPv4 address alone, and qmail-tcpto and
+//! qmail-tcpok read it too, so qmail-remote keeps IPv6 peers out of the table altogether (no skip
+//! decision, no record) rather than change the format.
+//!
 //! Trust: the file is written by qmail-remote (qmailr) and qmail-tcpok; any contents are read
 //! safely (only whole records count). Failing to open, lock or read it never stops a delivery.
 

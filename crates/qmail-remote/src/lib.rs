@@ -7,11 +7,19 @@
 //! control/timeoutconnect (60), control/timeoutremote (1200), queue/lock/tcpto (read and
 //! updated), /etc/resolv.conf, all relative to qmail's home (remote.md §2).
 //!
-//! DOES: picks a relay from smtproutes or looks up MX then A records of `host` (IPv4 literals
-//! `[1.2.3.4]` need no DNS), rewrites the sender and recipients (quoting local parts, CNAME
-//! canonicalisation of recipient domains when no relay applies), drops addresses at or above
-//! the best preference that is this host, tries the rest in order (skipping those the tcpto table
-//! marks as recently timing out) and runs the SMTP dialogue with the first that answers.
+//! DOES: picks a relay from smtproutes or looks up MX then A and AAAA records of `host` (literals
+//! `[1.2.3.4]` and `[IPv6:2001:db8::1]` need no DNS), rewrites the sender and recipients (quoting
+//! local parts, CNAME canonicalisation of recipient domains when no relay applies), drops
+//! addresses at or above the best preference that is this host (IPv4 or IPv6), tries the rest in
+//! order (skipping those the tcpto table marks as recently timing out) and runs the SMTP dialogue
+//! with the first that answers.
+//!
+//! IPv6 (beyond qmail 1.03): within one MX preference the IPv4 addresses are tried before the
+//! IPv6 ones (qmail_net::mx::order has the reasons), each with the same timeoutconnect. The tcpto
+//! table holds only IPv4 addresses in its on-disk format (protocols.md §11), which qmail-tcpto
+//! and qmail-tcpok also read, so IPv6 peers are neither skipped nor recorded there: a slow IPv6
+//! peer costs timeoutconnect on every attempt. Report texts print an IPv6 address in its usual
+//! compressed text form (`Connected to 2001:db8::1 but ...`).
 //!
 //! OUTPUT on fd 1: a record per recipient (`r` accepted, `h` refused for good, `s` refused for
 //! now) and one message record (`K` delivered, `Z` try again later, `D` give up), each ending in
@@ -36,7 +44,7 @@ use qmail_net::tcpto::Tcpto;
 use qmail_net::timeoutconn::{self, ConnectError};
 use report::{safe_host, Out};
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 /// The fixed message records (qmail-remote.c's `temp_*` and `perm_*`), without their NUL.
@@ -135,7 +143,7 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
         },
     };
     let found = if relay.is_some() {
-        mx::ip_plus(world.dns, &host, 0).map(|c| (c, false))
+        mx::ip_plus(world.dns, &host, 0).map(|c| (mx::order(c), false))
     } else {
         let mut rng = Rng::new(world.now.wrapping_add(u64::from(world.pid) << 16));
         mx::mx_ip(world.dns, &host, &mut rng)
@@ -171,12 +179,22 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
     }
     let mut tcpto = Tcpto::new(world.home.join("queue/lock/tcpto"));
     for cand in ips.iter().filter(|c| c.pref < prefme) {
-        if tcpto.should_skip(cand.ip, world.now, world.pid) {
+        // The tcpto table is IPv4-only on disk: IPv6 peers bypass it (see the module text).
+        let v4 = match cand.ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        };
+        if v4.is_some_and(|ip| tcpto.should_skip(ip, world.now, world.pid)) {
             continue;
         }
-        match timeoutconn::connect(SocketAddr::from((cand.ip, port)), c.timeoutconnect) {
+        let mut record = |timed_out: bool, now: u64| {
+            if let Some(ip) = v4 {
+                tcpto.record(ip, timed_out, now);
+            }
+        };
+        match timeoutconn::connect(SocketAddr::new(cand.ip, port), c.timeoutconnect) {
             Ok(mut stream) => {
-                tcpto.record(cand.ip, false, world.now);
+                record(false, world.now);
                 let _ = timeoutconn::set_limits(&stream, c.timeoutremote);
                 let env = smtp::Envelope {
                     ip: cand.ip,
@@ -187,8 +205,8 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
                 return smtp::smtp(&mut stream, &env, input, out);
             }
             Err(ConnectError::NoSocket(_)) => return out.record(msg::OSERR),
-            Err(ConnectError::TimedOut) => tcpto.record(cand.ip, true, now_or(world.now)),
-            Err(ConnectError::Other(_)) => tcpto.record(cand.ip, false, now_or(world.now)),
+            Err(ConnectError::TimedOut) => record(true, now_or(world.now)),
+            Err(ConnectError::Other(_)) => record(false, now_or(world.now)),
         }
     }
     out.record(msg::NOCONN)

@@ -2,7 +2,9 @@
 //!
 //! Keys are tried in this order, the first present wins: the whole host, then every suffix that
 //! starts with `.` (longest first), then the empty key (the catch-all `:relay` line). An empty
-//! value means "no relay, use DNS". A value is `relay` or `relay:port`.
+//! value means "no relay, use DNS". A value is `relay` or `relay:port`; a relay in brackets
+//! runs to its `]`, so an IPv6 literal such as `[IPv6:2001:db8::1]:2525` keeps its colons
+//! (an extension: qmail splits at the first `:`, which gives the same for every other value).
 //!
 //! Trust: smtproutes is written by the admin; any bytes are handled.
 
@@ -38,7 +40,15 @@ pub fn route(routes: &ConstMap, host: &[u8]) -> Option<(Vec<u8>, u16)> {
     if value.is_empty() {
         return None;
     }
-    let Some(colon) = value.iter().position(|&c| c == b':') else {
+    let from = match value {
+        [b'[', ..] => value.iter().position(|&c| c == b']').unwrap_or(0),
+        _ => 0,
+    };
+    let Some(colon) = value[from..]
+        .iter()
+        .position(|&c| c == b':')
+        .map(|i| i + from)
+    else {
         return Some((value.to_vec(), SMTP_PORT));
     };
     let digits: Vec<u8> = value[colon + 1..]
@@ -72,6 +82,10 @@ mod tests {
             ":catchall.example",
             "big.test:h:70000",
             "noport.test:h:",
+            "six.test:[IPv6:::1]:2526",
+            "sixbare.test:[IPv6:fd00::2]",
+            "sixopen.test:[IPv6:::1",
+            "brk.test:[1.2.3.4]x:27",
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())
@@ -90,6 +104,10 @@ mod tests {
             ("", Some(("catchall.example", 25))),
             ("big.test", Some(("h", 70000u32 as u16))),
             ("noport.test", Some(("h", 25))),
+            ("six.test", Some(("[IPv6:::1]", 2526))),
+            ("sixbare.test", Some(("[IPv6:fd00::2]", 25))),
+            ("sixopen.test", Some(("[IPv6", 25))),
+            ("brk.test", Some(("[1.2.3.4]x", 27))),
         ];
         for (host, want) in cases {
             let want = want.map(|(r, p)| (r.as_bytes().to_vec(), p));

@@ -14,7 +14,7 @@ use crate::reply::ReplyReader;
 use crate::report::Out;
 use std::convert::Infallible;
 use std::io::{ErrorKind, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Output buffer size: the body is sent in chunks of about this size.
 const CHUNK: usize = 8192;
@@ -22,8 +22,9 @@ const CHUNK: usize = 8192;
 /// What to say in the dialogue.
 #[derive(Clone, Debug)]
 pub struct Envelope<'a> {
-    /// The connected address (printed in the report).
-    pub ip: Ipv4Addr,
+    /// The connected address (printed in the report in its usual text form: `192.0.2.7`,
+    /// `2001:db8::7`).
+    pub ip: IpAddr,
     /// The HELO argument.
     pub helo: &'a [u8],
     /// The (quoted) sender, without angle brackets.
@@ -265,7 +266,7 @@ mod tests {
         };
         let recips: Vec<Vec<u8>> = recips.iter().map(|r| r.as_bytes().to_vec()).collect();
         let env = Envelope {
-            ip: Ipv4Addr::new(192, 0, 2, 7),
+            ip: IpAddr::from([192, 0, 2, 7]),
             helo: b"me.example",
             sender: b"a@b.example",
             recips: &recips,
@@ -381,7 +382,7 @@ mod tests {
         };
         let recips = vec![b"x@y".to_vec()];
         let env = Envelope {
-            ip: Ipv4Addr::LOCALHOST,
+            ip: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
             helo: b"h",
             sender: b"",
             recips: &recips,

@@ -82,7 +82,7 @@ impl Home {
         let world = World {
             home: &self.0,
             dns: &mut dns,
-            ipme: Some(IpMe::from_list(&[Ipv4Addr::LOCALHOST])),
+            ipme: Some(IpMe::from_list(&[Ipv4Addr::LOCALHOST.into()])),
             now: now(),
             pid: 0,
         };

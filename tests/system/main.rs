@@ -7,6 +7,7 @@ mod install_tree;
 mod local;
 mod newu_cdb;
 mod operations;
+mod pop3;
 mod powercut;
 mod privileges;
 mod queue;

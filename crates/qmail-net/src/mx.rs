@@ -134,11 +134,11 @@ pub fn ip_plus(dns: &mut dyn Lookup, host: &[u8], pref: u32) -> Result<Vec<Candi
             Ok(rrs) => {
                 answered = true;
                 out.extend(rrs.into_iter().filter_map(|r| {
-                let ip = match r {
-                    Rr::A(ip) if qtype == QType::A => IpAddr::V4(ip),
-                    Rr::Aaaa(ip) if qtype == QType::Aaaa => IpAddr::V6(ip).to_canonical(),
-                    _ => return None,
-                };
+                    let ip = match r {
+                        Rr::A(ip) if qtype == QType::A => IpAddr::V4(ip),
+                        Rr::Aaaa(ip) if qtype == QType::Aaaa => IpAddr::V6(ip).to_canonical(),
+                        _ => return None,
+                    };
                     Some(Candidate { pref, ip })
                 }));
             }
@@ -339,12 +339,32 @@ mod tests {
                 &[(0, "10.0.0.1"), (0, "10.0.0.2"), (0, "::1"), (0, "fd00::2")],
             ),
             (
-                &[(10, "fd00::1"), (10, "10.0.0.9"), (20, "10.0.0.3"), (5, "fd00::5")],
-                &[(5, "fd00::5"), (10, "10.0.0.9"), (10, "fd00::1"), (20, "10.0.0.3")],
+                &[
+                    (10, "fd00::1"),
+                    (10, "10.0.0.9"),
+                    (20, "10.0.0.3"),
+                    (5, "fd00::5"),
+                ],
+                &[
+                    (5, "fd00::5"),
+                    (10, "10.0.0.9"),
+                    (10, "fd00::1"),
+                    (20, "10.0.0.3"),
+                ],
             ),
             (
-                &[(10, "10.0.0.2"), (10, "10.0.0.1"), (20, "::2"), (20, "10.0.0.3")],
-                &[(10, "10.0.0.2"), (10, "10.0.0.1"), (20, "10.0.0.3"), (20, "::2")],
+                &[
+                    (10, "10.0.0.2"),
+                    (10, "10.0.0.1"),
+                    (20, "::2"),
+                    (20, "10.0.0.3"),
+                ],
+                &[
+                    (10, "10.0.0.2"),
+                    (10, "10.0.0.1"),
+                    (20, "10.0.0.3"),
+                    (20, "::2"),
+                ],
             ),
         ];
         for (input, want) in cases {
@@ -380,25 +400,42 @@ mod tests {
             (
                 "h.test",
                 vec![
-                    ("h.test", Aaaa, Ok(vec![aaaa("::ffff:10.0.0.4"), a("10.0.0.5")])),
+                    (
+                        "h.test",
+                        Aaaa,
+                        Ok(vec![aaaa("::ffff:10.0.0.4"), a("10.0.0.5")]),
+                    ),
                     ("h.test", A, Ok(vec![aaaa("::9")])),
                 ],
                 Ok(vec![(3, "10.0.0.4")]),
             ),
             (
                 "h.test",
-                vec![("h.test", A, Err(Temporary)), ("h.test", Aaaa, Ok(vec![aaaa("::1")]))],
+                vec![
+                    ("h.test", A, Err(Temporary)),
+                    ("h.test", Aaaa, Ok(vec![aaaa("::1")])),
+                ],
                 Ok(vec![(3, "::1")]),
             ),
             (
                 "h.test",
-                vec![("h.test", A, Ok(vec![a("10.0.0.1")])), ("h.test", Aaaa, Err(Temporary))],
+                vec![
+                    ("h.test", A, Ok(vec![a("10.0.0.1")])),
+                    ("h.test", Aaaa, Err(Temporary)),
+                ],
                 Ok(vec![(3, "10.0.0.1")]),
             ),
-            ("h.test", vec![("h.test", Aaaa, Err(Temporary))], Err(Temporary)),
             (
                 "h.test",
-                vec![("h.test", A, Ok(vec![Rr::Cname(b"x".to_vec())])), ("h.test", Aaaa, Err(Temporary))],
+                vec![("h.test", Aaaa, Err(Temporary))],
+                Err(Temporary),
+            ),
+            (
+                "h.test",
+                vec![
+                    ("h.test", A, Ok(vec![Rr::Cname(b"x".to_vec())])),
+                    ("h.test", Aaaa, Err(Temporary)),
+                ],
                 Err(Temporary),
             ),
             (
@@ -428,7 +465,10 @@ mod tests {
         );
         assert_eq!(
             mx_ip(&mut t, b"m.test", &mut rng),
-            Ok((cands(&[(10, "fd00::a"), (20, "10.0.0.2"), (20, "fd00::b")]), false))
+            Ok((
+                cands(&[(10, "fd00::a"), (20, "10.0.0.2"), (20, "fd00::b")]),
+                false
+            ))
         );
         assert_eq!(
             mx_ip(&mut t, b"[IPv6:::1]", &mut rng),

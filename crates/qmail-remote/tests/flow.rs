@@ -10,7 +10,7 @@ use qmail_net::ipme::IpMe;
 use qmail_remote::{msg, run, World};
 use std::collections::HashMap;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +52,14 @@ fn zone() -> Table {
         Ok(vec![Rr::Mx(10, b"soft.test".to_vec())]),
     );
     m.insert(("soft.test".into(), QType::A), Err(DnsError::Temporary));
+    // IPv6: a best MX at ::1 (this host), a relay with only an AAAA record.
+    let aaaa = |s: &str| Rr::Aaaa(s.parse().unwrap());
+    m.insert(
+        ("me6.test".into(), QType::Mx),
+        Ok(vec![Rr::Mx(10, b"mx.me6.test".to_vec())]),
+    );
+    m.insert(("mx.me6.test".into(), QType::Aaaa), Ok(vec![aaaa("::1")]));
+    m.insert(("relay6.test".into(), QType::Aaaa), Ok(vec![aaaa("::1")]));
     Table(m)
 }
 
@@ -82,7 +90,10 @@ impl Home {
         let world = World {
             home: &self.0,
             dns: &mut dns,
-            ipme: Some(IpMe::from_list(&[Ipv4Addr::LOCALHOST.into()])),
+            ipme: Some(IpMe::from_list(&[
+                Ipv4Addr::LOCALHOST.into(),
+                Ipv6Addr::LOCALHOST.into(),
+            ])),
             now: now(),
             pid: 0,
         };
@@ -127,6 +138,47 @@ fn accepted_through_smtproutes_port() {
         t,
         "HELO helo.test\r\nMAIL FROM:<\"a b\"@x.test>\r\nRCPT TO:<user@example.com>\r\nDATA\r\nSubject: hi\r\n\r\n..leading dot\r\nlast \u{fffd}\r\n.\r\nQUIT\r\n"
     );
+}
+
+#[test]
+fn ipv6_literal_relay_aaaa_relay_and_ipme() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback here");
+        return;
+    }
+    let want = ACCEPTED.replace("127.0.0.1", "::1");
+    // smtproutes with an [IPv6:...] literal and a port, then with a name that has only AAAA.
+    for (name, relay) in [("literal", "[IPv6:::1]"), ("aaaa", "relay6.test")] {
+        let s = sink("[::1]:0", Mode::Accept, 1);
+        let h = Home::new(name);
+        h.control(
+            "smtproutes",
+            &format!("example.com:{relay}:{}\n", s.addr.port()),
+        );
+        let out = h.run(&["example.com", "a@x.test", "user@example.com"], MSG);
+        assert_eq!(out, want, "{relay}");
+        assert!(text(&s.transcript(0)).starts_with("HELO helo.test\r\n"));
+        // IPv6 peers never touch the IPv4-only tcpto table.
+        assert_eq!(h.tcpto(), vec![0u8; 1024]);
+    }
+    // Nothing listens: the connection fails as for IPv4, the table stays untouched.
+    let port = TcpListener::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = Home::new("refused6");
+    h.control("smtproutes", &format!("example.com:[IPv6:::1]:{port}\n"));
+    let out = h.run(&["example.com", "a@x.test", "user@example.com"], MSG);
+    assert_eq!(out.as_bytes(), [msg::NOCONN, b"\0"].concat());
+    assert_eq!(h.tcpto(), vec![0u8; 1024]);
+    // The best MX is ::1, one of this host's addresses: "I am the MX" as for 127.0.0.1.
+    let h = Home::new("me6");
+    let out = h.run(&["me6.test", "", "u@me6.test"], MSG);
+    assert_eq!(out.as_bytes(), [msg::AMBIGMX, b"\0"].concat());
+    // A recipient domain that is an IPv6 literal needs no DNS; [IPv6:::1] is this host too.
+    let out = h.run(&["[IPv6:::1]", "", "u@[IPv6:::1]"], MSG);
+    assert_eq!(out.as_bytes(), [msg::AMBIGMX, b"\0"].concat());
 }
 
 #[test]

@@ -468,3 +468,34 @@ fn queue_qread_and_qstat_show_held_mail() {
         full_log(&sb)
     );
 }
+
+/// CPU time (user + system, in clock ticks) of a process, from /proc/PID/stat.
+fn cpu_ticks(sb: &Sandbox, pid: u32) -> u64 {
+    let stat = String::from_utf8_lossy(&sb.read(&format!("/proc/{pid}/stat")).unwrap_or_default()).to_string();
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Regressions: after a trigger pull an idle qmail-send must sleep, not poll a FIFO that stays
+/// readable; and TERM on an idle qmail-send must end it at once, not after its next wakeup.
+#[test]
+fn queue_idle_send_sleeps_and_exits_on_term() {
+    let Some(sb) = sandbox!("queue_idle_send_sleeps_and_exits_on_term") else { return };
+    start(&sb);
+    inject_range(&sb, 0..3);
+    assert!(sb.wait_queue_empty(Duration::from_secs(30)));
+    let pid = service_pid(&sb, "/service/qmail-send").expect("qmail-send is up");
+    let before = cpu_ticks(&sb, pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(&sb, pid) - before;
+    assert!(used <= 5, "idle qmail-send used {used} clock ticks in 2 s");
+    let asked = std::time::Instant::now();
+    assert!(sb.svc(&["-d", "/service/qmail-send"]).status.success());
+    let down = sb.wait_until(Duration::from_secs(5), || {
+        String::from_utf8_lossy(&sb.run("svstat", &["/service/qmail-send"]).stdout).contains(": down")
+    });
+    assert!(down, "idle qmail-send did not exit on TERM within 5 s");
+    println!("idle qmail-send exited {:?} after TERM", asked.elapsed());
+    assert!(full_log(&sb).contains("status: exiting"));
+}

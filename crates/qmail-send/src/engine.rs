@@ -776,6 +776,9 @@ impl Engine {
     // ---------------------------------------------------------------- todo
 
     fn trigger_reset(&mut self) {
+        // Close the old descriptor first: while any reader holds the FIFO open, the byte that
+        // woke us stays in it and the new descriptor would poll readable at once, forever.
+        self.trigger = None;
         self.trigger = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -946,6 +949,9 @@ impl Engine {
             if self.signals.term.swap(false, Ordering::Relaxed) && !self.exitasap {
                 self.exitasap = true;
                 self.status();
+                // Re-check the loop condition before sleeping: with nothing in flight there is
+                // nothing left to wait for, and poll would otherwise sleep up to a day.
+                continue;
             }
             if self.signals.alrm.swap(false, Ordering::Relaxed) {
                 self.run_asap();

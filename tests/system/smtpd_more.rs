@@ -120,7 +120,8 @@ fn start_tcp_service(sb: &Sandbox, name: &str, prog: &str, port: u16, conc: u32)
     let log_dir = format!("/var/log/qmail/{name}");
     let log_run = format!("#!/bin/sh\nexec setuidgid qmaill multilog t {log_dir}\n");
     sb.start_service(name, &run_script(prog, port, conc), &log_run, &log_dir);
-    let probe = format!("import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()");
+    let probe =
+        format!("import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()");
     let open = sb.wait_until(Duration::from_secs(15), || {
         sb.run("python3", &["-c", &probe]).status.success()
     });
@@ -303,10 +304,8 @@ fn qmtp_and_qmqp_round_trips() {
     let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
     cmd.env("QMAILQUEUE", "/var/qmail/bin/qmail-qmqpc")
         .arg(format!("bob@{DOMAIN}"));
-    let out = qmail_testkit::sandbox::feed(
-        cmd,
-        b"Subject: via qmqp\nX-Token: qmqpc\n\nthrough qmqpc\n",
-    );
+    let out =
+        qmail_testkit::sandbox::feed(cmd, b"Subject: via qmqp\nX-Token: qmqpc\n\nthrough qmqpc\n");
     assert!(
         out.status.success(),
         "qmail-inject via qmqpc: {}",
@@ -337,11 +336,293 @@ fn qmtp_and_qmqp_round_trips() {
     let m = delivered(&sb, "bob", "qmqpc").expect("message through qmail-qmqpc");
     let rest = check_trace(&m, &alice, &bob, "QMQP");
     assert!(
-        rest.contains("Subject: via qmqp\n") && rest.ends_with("\nX-Token: qmqpc\n\nthrough qmqpc\n")
+        rest.contains("Subject: via qmqp\n")
+            && rest.ends_with("\nX-Token: qmqpc\n\nthrough qmqpc\n")
             || rest.contains("X-Token: qmqpc\n") && rest.ends_with("\n\nthrough qmqpc\n"),
         "{rest}"
     );
-    assert!(!rest.contains("Received:"), "qmail-qmqpc adds no line: {rest}");
+    assert!(
+        !rest.contains("Received:"),
+        "qmail-qmqpc adds no line: {rest}"
+    );
     assert_eq!(sb.maildir_messages("bob").len(), 3);
+    assert_eq!(sb.maildir_messages("alice").len(), 1);
+}
+
+/// `/etc/tcp.smtp` rules, compiled with tcprules (tcpserver reads the cdb per connection).
+fn tcprules(sb: &Sandbox, rules: &str) {
+    sb.write_file("/etc/tcp.smtp", rules.as_bytes(), "root", 0o644);
+    sb.sh_ok("tcprules /etc/tcp.smtp.cdb /etc/tcp.smtp.tmp < /etc/tcp.smtp");
+}
+
+/// One MAIL, then each recipient on its own; returns the RCPT replies.
+fn rcpt_replies(sb: &Sandbox, src: &str, rcpts: &[&str]) -> Vec<String> {
+    let cmds: Vec<String> = rcpts.iter().map(|r| format!("RCPT TO:{r}\r\n")).collect();
+    let mut steps = vec![("MAIL FROM:<alice@test.example>\r\n", 1)];
+    steps.extend(cmds.iter().map(|c| (c.as_str(), 1)));
+    steps.push(("QUIT\r\n", 1));
+    let r = session(sb, src, &steps);
+    assert_eq!(r[1], "250 ok", "{r:?}");
+    r[2..2 + rcpts.len()].to_vec()
+}
+
+const OK: &str = "250 ok";
+const NOT_RCPTHOSTS: &str = "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)";
+const BADMAILFROM: &str = "553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)";
+
+#[test]
+fn smtpd_morercpthosts_and_relayclient_suffix() {
+    let Some(sb) = sandbox!("smtpd_morercpthosts_and_relayclient_suffix") else {
+        return;
+    };
+    if !sb.has_program("qmail-smtpd") || !sb.has_program("qmail-newmrh") {
+        return;
+    }
+    base(&sb);
+    sb.write_control("locals", &format!("{DOMAIN}\nsub.{DOMAIN}\n"));
+    sb.write_control(
+        "morercpthosts",
+        "more.example\n.wild.example\nMiXed.Example\n",
+    );
+    sb.start_qmail("./Maildir/");
+    sb.start_smtpd();
+    // 127.0.0.3 relays with a suffix; everybody else is an ordinary client.
+    tcprules(
+        &sb,
+        "127.0.0.3:allow,RELAYCLIENT=\".test.example\"\n:allow\n",
+    );
+
+    // The text file alone means nothing: only the cdb is read.
+    let r = rcpt_replies(&sb, "127.0.0.2", &["<bob@more.example>"]);
+    assert_eq!(r, [NOT_RCPTHOSTS]);
+    let out = sb.run("/var/qmail/bin/qmail-newmrh", &[]);
+    assert!(out.status.success(), "qmail-newmrh: {}", text(&out.stderr));
+    assert!(sb.exists("/var/qmail/control/morercpthosts.cdb"));
+    let matrix: &[(&str, &str)] = &[
+        ("<bob@more.example>", OK),
+        ("<bob@MORE.Example>", OK),
+        ("<bob@x.more.example>", NOT_RCPTHOSTS),
+        ("<bob@wild.example>", NOT_RCPTHOSTS),
+        ("<bob@a.wild.example>", OK),
+        ("<bob@a.b.WILD.example>", OK),
+        ("<bob@notwild.example>", NOT_RCPTHOSTS),
+        ("<bob@mixed.example>", OK),
+        ("<bob@MIXED.EXAMPLE>", OK),
+        ("<bob@more.example.evil>", NOT_RCPTHOSTS),
+        ("<bob@more.example@evil.example>", NOT_RCPTHOSTS),
+        ("<bob@evil.example@more.example>", OK),
+        ("<bob@test.example>", OK),
+        ("<bob@x.test.example>", NOT_RCPTHOSTS),
+        ("<bob>", OK),
+        ("<bob@>", NOT_RCPTHOSTS),
+    ];
+    let rcpts: Vec<&str> = matrix.iter().map(|(a, _)| *a).collect();
+    let r = rcpt_replies(&sb, "127.0.0.2", &rcpts);
+    for ((rcpt, want), got) in matrix.iter().zip(&r) {
+        assert_eq!(got, want, "RCPT TO:{rcpt} from 127.0.0.2");
+    }
+
+    // RELAYCLIENT's value is appended to each recipient as given; rcpthosts is not consulted.
+    let r = rcpt_replies(&sb, "127.0.0.2", &["<bob@sub>"]);
+    assert_eq!(r, [NOT_RCPTHOSTS]);
+    let r = session(
+        &sb,
+        "127.0.0.3",
+        &[
+            (
+                "MAIL FROM:<alice@test.example>\r\nRCPT TO:<bob@sub>\r\nRCPT TO:alice@sub\r\nDATA\r\n",
+                4,
+            ),
+            ("X-Token: suffix\r\n\r\nsuffixed\r\n.\r\nQUIT\r\n", 2),
+        ],
+    );
+    assert_eq!(&r[1..4], [OK, OK, OK], "{r:?}");
+    assert_eq!(r[4], "354 go ahead", "{r:?}");
+    assert!(r[5].starts_with("250 ok "), "{r:?}");
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(30)),
+        "log:\n{}",
+        sb.log()
+    );
+    for user in ["bob", "alice"] {
+        let m = delivered(&sb, user, "suffix").unwrap_or_else(|| panic!("{user}: not delivered"));
+        assert!(
+            m.starts_with(&format!(
+                "Return-Path: <alice@{DOMAIN}>\nDelivered-To: {user}@sub.{DOMAIN}\n"
+            )),
+            "{m}"
+        );
+        assert!(m.ends_with("\nX-Token: suffix\n\nsuffixed\n"), "{m}");
+    }
+}
+
+/// A header of `n` hop lines in every spelling qmail-smtpd counts, then `extra`, a blank line
+/// and a body full of Received lines (not counted).
+fn hops_message(token: &str, n: usize) -> String {
+    let mut m = String::new();
+    for i in 0..n {
+        m.push_str(&match i % 6 {
+            0 => format!("Received: from hop{i} by hop{i}\r\n"),
+            1 => format!("RECEIVED: hop{i}\r\n"),
+            2 => format!("received-via-nothing-{i}\r\n"),
+            3 => format!("Delivered-To: hop{i}@else.example\r\n"),
+            4 => format!("DELIVERED-TO: hop{i}@else.example\r\n"),
+            _ => format!("deliveredx{i}\r\n"),
+        });
+    }
+    m.push_str(&format!(
+        "Receive: not counted\r\nDelivere: not counted\r\n X-Received: not counted\r\nX-Token: {token}\r\n\r\n"
+    ));
+    for i in 0..150 {
+        m.push_str(&format!("Received: body line {i}\r\n"));
+    }
+    m.push_str(".\r\n");
+    m
+}
+
+#[test]
+fn smtpd_badmailfrom_hops_localiphost_greeting() {
+    let Some(sb) = sandbox!("smtpd_badmailfrom_hops_localiphost_greeting") else {
+        return;
+    };
+    if !sb.has_program("qmail-smtpd") {
+        return;
+    }
+    base(&sb);
+    sb.write_control("rcpthosts", &format!("{DOMAIN}\nlit.example\n"));
+    sb.write_control("locals", &format!("{DOMAIN}\nlit.example\n"));
+    sb.write_control("localiphost", "lit.example\n");
+    sb.write_control(
+        "badmailfrom",
+        "spammer@bad.example\n@evil.example\nMixedCase@Test.Example\n",
+    );
+    sb.write_control("smtpgreeting", "greet.test.example a friendly server \t \n");
+    sb.start_qmail("./Maildir/");
+    sb.start_smtpd();
+    tcprules(&sb, ":allow\n");
+    let greet = "greet.test.example a friendly server";
+
+    // smtpgreeting: in 220, HELO, EHLO and QUIT.
+    let r = session(&sb, "127.0.0.2", &[("HELO x\r\nEHLO y\r\nQUIT\r\n", 3)]);
+    assert_eq!(
+        r,
+        [
+            format!("220 {greet} ESMTP"),
+            format!("250 {greet}"),
+            format!("250-{greet} | 250-PIPELINING | 250 8BITMIME"),
+            format!("221 {greet}"),
+        ]
+    );
+
+    // badmailfrom: whole addresses and @domain entries, case-insensitive; MAIL itself is accepted,
+    // every RCPT after it refused; each MAIL starts over.
+    let senders: &[(&str, bool)] = &[
+        ("<spammer@bad.example>", true),
+        ("<SPAMMER@Bad.Example>", true),
+        ("spammer@bad.example", true),
+        ("<other@bad.example>", false),
+        ("<spammer@bad.example.org>", false),
+        ("<anyone@evil.example>", true),
+        ("<anyone@EVIL.EXAMPLE>", true),
+        ("<a@b@evil.example>", true),
+        ("<evil.example@good.example>", false),
+        ("<x@sub.evil.example>", false),
+        ("<@evil.example:x@good.example>", false),
+        ("<mixedcase@test.example>", true),
+        ("<MIXEDCASE@TEST.EXAMPLE>", true),
+        ("<mixed@test.example>", false),
+        ("<>", false),
+    ];
+    let cmds: Vec<String> = senders
+        .iter()
+        .map(|(s, _)| {
+            format!(
+                "MAIL FROM:{s}\r\nRCPT TO:<bob@test.example>\r\nRCPT TO:<alice@test.example>\r\n"
+            )
+        })
+        .collect();
+    let mut steps: Vec<(&str, usize)> = cmds.iter().map(|c| (c.as_str(), 3)).collect();
+    steps.push(("QUIT\r\n", 1));
+    let r = session(&sb, "127.0.0.2", &steps);
+    for (i, (sender, bad)) in senders.iter().enumerate() {
+        let want = if *bad { BADMAILFROM } else { OK };
+        assert_eq!(r[1 + 3 * i], OK, "MAIL FROM:{sender}");
+        assert_eq!(r[2 + 3 * i], want, "first RCPT after MAIL FROM:{sender}");
+        assert_eq!(r[3 + 3 * i], want, "second RCPT after MAIL FROM:{sender}");
+    }
+    assert_eq!(r[1 + 3 * senders.len()], format!("221 {greet}"));
+
+    // localiphost: a literal of one of our addresses (or 0.0.0.0) becomes localiphost before the
+    // rcpthosts check; any other literal, or text after the bracket, stays and is refused.
+    let matrix: &[(&str, &str)] = &[
+        ("<bob@[127.0.0.1]>", OK),
+        ("<alice@[0.0.0.0]>", OK),
+        ("<bob@[127.0.0.9]>", NOT_RCPTHOSTS),
+        ("<bob@[127.0.0.1]x>", NOT_RCPTHOSTS),
+        ("<bob@[127.0.0.1>", NOT_RCPTHOSTS),
+    ];
+    let mut cmds = String::from("HELO lit.client\r\nMAIL FROM:<alice@test.example>\r\n");
+    for (rcpt, _) in matrix {
+        cmds.push_str(&format!("RCPT TO:{rcpt}\r\n"));
+    }
+    cmds.push_str("DATA\r\n");
+    let r = session(
+        &sb,
+        "127.0.0.2",
+        &[
+            (&cmds, matrix.len() + 3),
+            ("X-Token: literal\r\n\r\nto a literal\r\n.\r\n", 1),
+        ],
+    );
+    for (i, (rcpt, want)) in matrix.iter().enumerate() {
+        assert_eq!(r[3 + i], *want, "RCPT TO:{rcpt}: {r:?}");
+    }
+    assert_eq!(r[3 + matrix.len()], "354 go ahead", "{r:?}");
+    assert!(r[4 + matrix.len()].starts_with("250 ok "), "{r:?}");
+
+    // Hops: 99 counted header lines pass, 100 are a loop; the session goes on after the refusal.
+    let ok99 = hops_message("hops99", 99);
+    let bad100 = hops_message("hops100", 100);
+    let envelope = "MAIL FROM:<alice@test.example>\r\nRCPT TO:<bob@test.example>\r\nDATA\r\n";
+    let r = session(
+        &sb,
+        "127.0.0.2",
+        &[
+            (envelope, 3),
+            (&bad100, 1),
+            (envelope, 3),
+            (&ok99, 1),
+            ("QUIT\r\n", 1),
+        ],
+    );
+    assert_eq!(&r[1..4], [OK, OK, "354 go ahead"], "{r:?}");
+    assert_eq!(r[4], "554 too many hops, this message is looping (#5.4.6)");
+    assert_eq!(&r[5..8], [OK, OK, "354 go ahead"], "{r:?}");
+    assert!(r[8].starts_with("250 ok "), "{r:?}");
+    assert_eq!(r[9], format!("221 {greet}"));
+
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(30)),
+        "log:\n{}",
+        sb.log()
+    );
+    for user in ["bob", "alice"] {
+        let m = delivered(&sb, user, "literal").unwrap_or_else(|| panic!("{user}: no literal"));
+        let lines: Vec<&str> = m.lines().collect();
+        assert_eq!(lines[1], format!("Delivered-To: {user}@lit.example"), "{m}");
+        // The Received line names TCPLOCALHOST (control/me via tcpserver -l), not the greeting.
+        assert_eq!(
+            lines[3], "Received: from unknown (HELO lit.client) (127.0.0.2)",
+            "{m}"
+        );
+        assert!(
+            lines[4].starts_with(&format!("  by {DOMAIN} with SMTP; ")),
+            "{m}"
+        );
+    }
+    assert!(delivered(&sb, "bob", "hops100").is_none());
+    let m = delivered(&sb, "bob", "hops99").expect("99 hops delivered");
+    assert_eq!(m.matches("\nReceived: body line ").count(), 150, "{m}");
+    assert_eq!(sb.maildir_messages("bob").len(), 2);
     assert_eq!(sb.maildir_messages("alice").len(), 1);
 }

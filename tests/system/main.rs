@@ -12,6 +12,7 @@ mod powercut;
 mod privileges;
 mod queue;
 mod remote;
+mod remote6;
 mod sandbox;
 mod smtpd;
 mod smtpd_more;

@@ -95,6 +95,16 @@ if mode == 'qmtp':
     s.sendall(ns(b'\rX-Token: qmtp-crlf\r\n\r\ncrlf\rbody\r\n') + ns(b'alice@test.example')
               + ns(ns(b'bob@test.example')))
     print(read_ns(f), flush=True)
+    rcpts = [b'x' * 1000 + b'@test.example', b'bob\0@test.example', b'bob@test.example']
+    s.sendall(ns(b'\nX-Token: qmtp-bad-rcpts\n\nbody\n') + ns(b'alice@test.example')
+              + ns(b''.join(ns(r) for r in rcpts)))
+    for _ in rcpts: print(read_ns(f), flush=True)
+    s.sendall(ns(b'\nX-Token: qmtp-bad-sender\n\nbody\n') + ns(b'alice\0@test.example')
+              + ns(ns(b'bob@test.example')))
+    print(read_ns(f), flush=True)
+    s.sendall(ns(b'XX-Token: qmtp-bad-mode\n\nbody\n') + ns(b'alice@test.example')
+              + ns(ns(b'bob@test.example')))
+    print(read_ns(f), flush=True)
     s.close()
 else:
     s = socket.create_connection(('127.0.0.1', 628), timeout=20)
@@ -235,6 +245,22 @@ fn smtpd_200_concurrent_sessions() {
             .unwrap_or_else(|| panic!("client {i}: {l}"));
         assert!(rest.contains(" qp "), "client {i}: {l}");
     }
+    // tcpserver saw all 200 at once.
+    let full = sb.wait_until(Duration::from_secs(10), || {
+        text(
+            &sb.read("/var/log/qmail/qmail-smtpd/current")
+                .unwrap_or_default(),
+        )
+        .contains("tcpserver: status: 200/200")
+    });
+    assert!(
+        full,
+        "{}",
+        text(
+            &sb.read("/var/log/qmail/qmail-smtpd/current")
+                .unwrap_or_default()
+        )
+    );
     assert!(
         sb.wait_queue_empty(Duration::from_secs(90)),
         "log:\n{}",
@@ -280,7 +306,7 @@ fn qmtp_and_qmqp_round_trips() {
     let r = text(&out.stdout);
     assert!(out.status.success(), "{r}{}", text(&out.stderr));
     let r: Vec<&str> = r.lines().collect();
-    assert_eq!(r.len(), 4, "{r:?}");
+    assert_eq!(r.len(), 9, "{r:?}");
     assert!(r[0].starts_with("Kok ") && r[0].contains(" qp "), "{r:?}");
     assert_eq!(
         r[1],
@@ -289,6 +315,17 @@ fn qmtp_and_qmqp_round_trips() {
     assert_eq!(r[2], r[0], "same result for every accepted recipient");
     assert!(r[3].starts_with("Kok ") && r[3].contains(" qp "), "{r:?}");
     assert_ne!(r[3], r[0], "second package has its own qp");
+    assert_eq!(
+        &r[4..6],
+        [
+            "Dsorry, I can't handle that recipient (#5.1.3)",
+            "Dsorry, I can't handle that recipient (#5.1.3)"
+        ]
+    );
+    assert!(r[6].starts_with("Kok ") && r[6].contains(" qp "), "{r:?}");
+    assert_eq!(r[7], "Dunacceptable sender (#5.1.7)");
+    // A message that starts with neither LF nor CR: the server hangs up without a word.
+    assert_eq!(r[8], "EOF");
 
     // QMQP straight: an address with a NUL is refused, nothing queued.
     let out = sb.run("python3", &["/tmp/qm.py", "qmqp"]);
@@ -299,8 +336,21 @@ fn qmtp_and_qmqp_round_trips() {
         text(&out.stderr)
     );
 
-    // QMQP through qmail-qmqpc: qmail-inject as alice with QMAILQUEUE pointing at it.
-    sb.write_control("qmqpservers", "127.0.0.1\n");
+    // QMQP through qmail-qmqpc: qmail-inject as alice with QMAILQUEUE pointing at it. No
+    // server listening at all: a temporary failure, nothing sent.
+    sb.write_control("qmqpservers", "127.0.0.9\n");
+    let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
+    cmd.env("QMAILQUEUE", "/var/qmail/bin/qmail-qmqpc")
+        .arg(format!("bob@{DOMAIN}"));
+    let out = qmail_testkit::sandbox::feed(cmd, b"X-Token: qmqpc-nobody\n\nlost\n");
+    assert_eq!(out.status.code(), Some(111), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("connection to mail server rejected (#4.4.1)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The first server refuses the connection, the second takes the message.
+    sb.write_control("qmqpservers", "127.0.0.9\n127.0.0.1\n");
     let mut cmd = sb.command_as("alice", "/var/qmail/bin/qmail-inject");
     cmd.env("QMAILQUEUE", "/var/qmail/bin/qmail-qmqpc")
         .arg(format!("bob@{DOMAIN}"));
@@ -345,7 +395,11 @@ fn qmtp_and_qmqp_round_trips() {
         !rest.contains("Received:"),
         "qmail-qmqpc adds no line: {rest}"
     );
-    assert_eq!(sb.maildir_messages("bob").len(), 3);
+    assert!(delivered(&sb, "bob", "qmtp-bad-sender").is_none());
+    assert!(delivered(&sb, "bob", "qmtp-bad-mode").is_none());
+    let m = delivered(&sb, "bob", "qmtp-bad-rcpts").expect("the good recipient");
+    check_trace(&m, &alice, &bob, "QMTP");
+    assert_eq!(sb.maildir_messages("bob").len(), 4);
     assert_eq!(sb.maildir_messages("alice").len(), 1);
 }
 

@@ -524,3 +524,92 @@ fn pop3_getmail6_retrieves() {
         "delete = true leaves alice's maildir empty"
     );
 }
+
+/// fetchmail (`proto pop3`, `auth password`, `no rewrite`, `set invisible`, `sslproto ''` since
+/// qmail-popup knows neither CAPA nor STLS, safecat as the MDA
+/// into ~bob/Fetched/) fetches alice's three messages unchanged but for qmail-pop3d's trailing
+/// empty line; with `keep` and `uidl` a second run finds nothing new (fetchmail remembers the UIDLs, which
+/// stay the same across qmail-pop3d's move to cur/); a run without `keep` empties alice's
+/// maildir.
+#[test]
+fn pop3_fetchmail_retrieves() {
+    let Some(sb) = qmail_testkit::sandbox!("pop3_fetchmail_retrieves") else {
+        return;
+    };
+    if !sb.has_program("checkpassword") || !sb.has_program("qmail-pop3d") {
+        return;
+    }
+    for tool in ["fetchmail", "safecat"] {
+        if !sb.sh(&format!("command -v {tool}")).status.success() {
+            eprintln!("SKIPPED ({tool} not installed): pop3_fetchmail_retrieves");
+            assert!(
+                std::env::var("QMAIL_REQUIRE_SYSTEM_TESTS").as_deref() != Ok("1"),
+                "{tool} is missing (cargo xtask test installs it)"
+            );
+            return;
+        }
+    }
+    let msgs: Vec<Vec<u8>> = (1..=3)
+        .map(|i| {
+            format!(
+                "From: bob@{DOMAIN}\nSubject: fetched {i}\n\n.dot {i}\n..\nFrom here\nbody {i}\n"
+            )
+            .into_bytes()
+        })
+        .collect();
+    let before = setup(&sb, &msgs);
+    crate::local::maildirmake(&sb, "bob", "Fetched");
+    let rc = |keep: &str| {
+        format!(
+            "set no syslog\nset invisible\n\
+             poll 127.0.0.1 proto pop3 port 110 auth password uidl timeout 30\n  \
+             user \"alice\" there with password \"{ALICE_PW}\" is \"bob\" here\n  \
+             no rewrite sslproto '' {keep}\n  \
+             mda \"safecat /home/bob/Fetched/tmp /home/bob/Fetched/new\"\n"
+        )
+    };
+    let run = |keep: &str| {
+        sb.write_file("/home/bob/.fetchmailrc", rc(keep).as_bytes(), "bob", 0o600);
+        let out = sb.run_as("bob", "timeout", &["60", "fetchmail", "-v"]);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        (out.status.code(), all)
+    };
+    // `uidl` (on the poll line): without it fetchmail asks LAST, which qmail-pop3d answers per session only (0 at
+    // login, as qmail does), so every run would fetch everything again.
+    let (code, first) = run("keep");
+    assert_eq!(code, Some(0), "fetchmail: {first}\nlog:\n{}", pop3_log(&sb));
+    assert!(
+        first.contains("> PASS *") || first.contains("PASS"),
+        "{first}"
+    );
+    assert!(!first.contains("APOP"), "{first}");
+    let fetched = crate::local::maildir(&sb, "/home/bob/Fetched");
+    assert_eq!(fetched.len(), 3, "{first}");
+    let mut want: Vec<Vec<u8>> = before
+        .values()
+        .map(|m| [m.as_slice(), b"\n"].concat())
+        .collect();
+    let mut got = fetched.clone();
+    want.sort();
+    got.sort();
+    assert!(
+        got == want,
+        "fetchmail's copies differ:\n{}\n---\n{}",
+        got.iter()
+            .map(|m| m.escape_ascii().to_string())
+            .collect::<Vec<_>>()
+            .join("\n==\n"),
+        want.iter()
+            .map(|m| m.escape_ascii().to_string())
+            .collect::<Vec<_>>()
+            .join("\n==\n")
+    );
+    assert_eq!(maildir_files(&sb), before, "keep leaves alice's mail alone");
+    let (code, second) = run("keep");
+    assert_eq!(code, Some(1), "second run: no new mail\n{second}");
+    assert_eq!(crate::local::maildir(&sb, "/home/bob/Fetched").len(), 3);
+    let (code, third) = run("fetchall no keep");
+    assert_eq!(code, Some(0), "third run\n{third}");
+    assert_eq!(crate::local::maildir(&sb, "/home/bob/Fetched").len(), 6);
+    assert!(maildir_files(&sb).is_empty(), "alice's maildir emptied");
+}

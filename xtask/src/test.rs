@@ -20,6 +20,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("bsd-mailx", "bsd-mailx"),
     ("mkfs.ext4", "e2fsprogs"),
     ("getmail", "getmail6"),
+    ("fetchmail", "fetchmail"),
 ];
 
 /// True if `name` is an executable in one of the system's binary directories.

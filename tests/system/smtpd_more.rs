@@ -106,6 +106,13 @@ if mode == 'qmtp':
               + ns(ns(b'bob@test.example')))
     print(read_ns(f), flush=True)
     s.close()
+elif mode == 'qmtpbig':
+    s = socket.create_connection(('127.0.0.1', 209), timeout=20)
+    f = s.makefile('rb')
+    for m in [b'\nX-Token: qb1\n\n12345\n', b'\nX-Token: qb2\n\n123456\n',
+              b'\rX-Token: qb3\r\n\r\n12345\r\n', b'\rX-Token: qb4\r\n\r\n123456\r\n']:
+        s.sendall(ns(m) + ns(b'alice@test.example') + ns(ns(b'bob@test.example')))
+        print(read_ns(f), flush=True)
 else:
     s = socket.create_connection(('127.0.0.1', 628), timeout=20)
     f = s.makefile('rb')
@@ -327,6 +334,21 @@ fn qmtp_and_qmqp_round_trips() {
     // A message that starts with neither LF nor CR: the server hangs up without a word.
     assert_eq!(r[8], "EOF");
 
+    // databytes: 20 stored bytes pass, 21 do not, in LF mode and in CRLF mode (counted after
+    // CR LF became LF; the mode byte is not counted).
+    sb.write_control("databytes", "20\n");
+    let out = sb.run("python3", &["/tmp/qm.py", "qmtpbig"]);
+    let r = text(&out.stdout);
+    assert!(out.status.success(), "{r}{}", text(&out.stderr));
+    let r: Vec<&str> = r.lines().collect();
+    let big = "Dsorry, that message size exceeds my databytes limit (#5.3.4)";
+    assert_eq!(r.len(), 4, "{r:?}");
+    assert!(r[0].starts_with("Kok "), "{r:?}");
+    assert_eq!(r[1], big, "{r:?}");
+    assert!(r[2].starts_with("Kok "), "{r:?}");
+    assert_eq!(r[3], big, "{r:?}");
+    sb.sh_ok("rm /var/qmail/control/databytes");
+
     // QMQP straight: an address with a NUL is refused, nothing queued.
     let out = sb.run("python3", &["/tmp/qm.py", "qmqp"]);
     assert_eq!(
@@ -399,7 +421,9 @@ fn qmtp_and_qmqp_round_trips() {
     assert!(delivered(&sb, "bob", "qmtp-bad-mode").is_none());
     let m = delivered(&sb, "bob", "qmtp-bad-rcpts").expect("the good recipient");
     check_trace(&m, &alice, &bob, "QMTP");
-    assert_eq!(sb.maildir_messages("bob").len(), 4);
+    assert!(delivered(&sb, "bob", "qb1").is_some() && delivered(&sb, "bob", "qb3").is_some());
+    assert!(delivered(&sb, "bob", "qb2").is_none() && delivered(&sb, "bob", "qb4").is_none());
+    assert_eq!(sb.maildir_messages("bob").len(), 6);
     assert_eq!(sb.maildir_messages("alice").len(), 1);
 }
 
@@ -468,6 +492,9 @@ fn smtpd_morercpthosts_and_relayclient_suffix() {
         ("<bob@test.example>", OK),
         ("<bob@x.test.example>", NOT_RCPTHOSTS),
         ("<bob>", OK),
+        // No control/localiphost here: an address literal of ours becomes control/me.
+        ("<bob@[127.0.0.1]>", OK),
+        ("<bob@[127.0.0.2]>", NOT_RCPTHOSTS),
         ("<bob@>", NOT_RCPTHOSTS),
     ];
     let rcpts: Vec<&str> = matrix.iter().map(|(a, _)| *a).collect();

@@ -460,7 +460,7 @@ fn smtpd_morercpthosts_and_relayclient_suffix() {
     sb.write_control("locals", &format!("{DOMAIN}\nsub.{DOMAIN}\n"));
     sb.write_control(
         "morercpthosts",
-        "more.example\n.wild.example\nMiXed.Example\n",
+        "more.example\n.wild.example\nMiXed.Example\ntrail.example \t\n#comment.example\n\n",
     );
     sb.start_qmail("./Maildir/");
     sb.start_smtpd();
@@ -489,6 +489,9 @@ fn smtpd_morercpthosts_and_relayclient_suffix() {
         ("<bob@more.example.evil>", NOT_RCPTHOSTS),
         ("<bob@more.example@evil.example>", NOT_RCPTHOSTS),
         ("<bob@evil.example@more.example>", OK),
+        ("<bob@trail.example>", OK),
+        ("<bob@#comment.example>", NOT_RCPTHOSTS),
+        ("<bob@comment.example>", NOT_RCPTHOSTS),
         ("<bob@test.example>", OK),
         ("<bob@x.test.example>", NOT_RCPTHOSTS),
         ("<bob>", OK),
@@ -575,7 +578,7 @@ fn smtpd_badmailfrom_hops_localiphost_greeting() {
     sb.write_control("localiphost", "lit.example\n");
     sb.write_control(
         "badmailfrom",
-        "spammer@bad.example\n@evil.example\nMixedCase@Test.Example\n",
+        "spammer@bad.example\n@evil.example\nMixedCase@Test.Example\ntrail@bad.example \t\n#hash@bad.example\n",
     );
     sb.write_control("smtpgreeting", "greet.test.example a friendly server \t \n");
     sb.start_qmail("./Maildir/");
@@ -613,6 +616,9 @@ fn smtpd_badmailfrom_hops_localiphost_greeting() {
         ("<MIXEDCASE@TEST.EXAMPLE>", true),
         ("<mixed@test.example>", false),
         ("<>", false),
+        // Control lines lose trailing blanks; `#` lines are comments.
+        ("<trail@bad.example>", true),
+        ("<#hash@bad.example>", false),
     ];
     let cmds: Vec<String> = senders
         .iter()

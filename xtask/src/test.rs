@@ -19,7 +19,6 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("safecat", "safecat"),
     ("bsd-mailx", "bsd-mailx"),
     ("mkfs.ext4", "e2fsprogs"),
-    ("getmail", "getmail6"),
     ("fetchmail", "fetchmail"),
 ];
 

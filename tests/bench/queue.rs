@@ -111,15 +111,19 @@ fn main() {
     let base = format!("/var/tmp/qmail-bench.{}", std::process::id());
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).expect("bench: unable to create the storage directory");
-    {
+    // The storage directory is on the host: remove it however the run ends.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mtas = [
             Mta::start(Kind::Ours, &format!("{base}/ours")),
             Mta::start(Kind::Postfix, &format!("{base}/postfix")),
         ];
         eprintln!("bench: both MTAs up after {:.1?}", started.elapsed());
         run_all(&p, &mtas, &base);
-    }
+    }));
     let _ = std::fs::remove_dir_all(&base);
+    if result.is_err() {
+        std::process::exit(101);
+    }
     eprintln!("bench: done in {:.1?}", started.elapsed());
 }
 

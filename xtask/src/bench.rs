@@ -273,7 +273,7 @@ pub fn markdown(ctx: &Context, rows: &[Row]) -> String {
             if let Some(p) = per.stats_of(who).filter(|p| p.median > 0.0) {
                 let _ = writeln!(
                     m,
-                    "| {who}: messages/s one writer could reach at the limit ({} fsync/s / {} fsync/msg) | msg/s | {} |",
+                    "| {who}: messages/s at the limit if its fsyncs ran one after another ({} fsync/s / {} fsync/msg) | msg/s | {} |",
                     num(limit.median),
                     num(p.median),
                     num(limit.median / p.median)

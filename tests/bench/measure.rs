@@ -79,13 +79,15 @@ pub fn smtp_in(mta: &Mta, sessions: usize, n: usize, size: usize) -> Run {
 /// Runs `threads` concurrent `sendmail -f alice@test.example RCPT` as alice, `n` in all.
 const INJECTOR: &str = r#"
 import os, subprocess, sys, threading
-prog, n, threads, uid, gid, rcpt, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+prog, rcpt = sys.argv[1], sys.argv[6]
+n, threads, uid, gid, size = (int(sys.argv[i]) for i in (2, 3, 4, 5, 7))
 line = b"x" * 75 + b"\n"
 msg = b"From: alice@test.example\nTo: " + rcpt.encode() + b"\nSubject: bench\n\n" + line * (size // 76 + 1)
 env = {"PATH": "/usr/bin:/bin", "HOME": "/home/alice", "USER": "alice", "LOGNAME": "alice"}
 def worker(k):
     for i in range(k, n, threads):
-        p = subprocess.run([prog, "-f", "alice@test.example", rcpt], input=msg, user=uid, group=gid, extra_groups=[], env=env)
+        p = subprocess.run([prog, "-f", "alice@test.example", rcpt], input=msg,
+                           user=uid, group=gid, extra_groups=[], env=env)
         if p.returncode != 0:
             print("sendmail exited", p.returncode, file=sys.stderr)
             os._exit(1)

@@ -149,7 +149,8 @@ impl Mta {
                      postfix set-permissions >/dev/null 2>&1; postfix check && postfix start",
                 );
                 for u in ["bob", "alice"] {
-                    sb.run_as(u, "/bin/sh", &["-c", &format!("mkdir -p /home/{u}/Maildir/new /home/{u}/Maildir/cur /home/{u}/Maildir/tmp")]);
+                    let dirs = format!("mkdir -p /home/{u}/Maildir/new /home/{u}/Maildir/cur /home/{u}/Maildir/tmp");
+                    sb.run_as(u, "/bin/sh", &["-c", &dirs]);
                 }
             }
         }

@@ -181,11 +181,28 @@ pub fn authenticate(creds: &Credentials, shadow_path: &std::path::Path) -> Resul
         Err(e) if e.kind() == io::ErrorKind::NotFound => acct.passwd.clone(),
         Err(_) => return Err(EXIT_TEMP),
     };
+    if hash.starts_with(b"$y$") && !room_for_yescrypt() {
+        // yescrypt's default parameters allocate about 16 MiB; under a tighter softlimit the
+        // allocation would abort the process ("child crashed"). Say why and fail temporarily.
+        eprintln!("checkpassword: fatal: memory limit too low for yescrypt (needs {YESCRYPT_MEMORY} bytes)");
+        return Err(EXIT_TEMP);
+    }
     if verify(&creds.password, &hash) {
         Ok(acct)
     } else {
         Err(EXIT_REFUSED)
     }
+}
+
+/// Address space a yescrypt check needs, with room for the program itself.
+pub const YESCRYPT_MEMORY: u64 = 32 * 1024 * 1024;
+
+/// Whether the soft data and address-space limits leave room for a yescrypt check.
+fn room_for_yescrypt() -> bool {
+    use nix::sys::resource::{getrlimit, Resource};
+    [Resource::RLIMIT_AS, Resource::RLIMIT_DATA]
+        .into_iter()
+        .all(|r| getrlimit(r).map_or(true, |(soft, _)| soft >= YESCRYPT_MEMORY))
 }
 
 /// Becomes the user and execs `prog` (the program arguments); returns only with an exit code.

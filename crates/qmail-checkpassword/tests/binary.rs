@@ -13,6 +13,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_checkpassword");
 /// sha256-crypt of "hunter2" (openssl passwd -5 -salt abcdefgh).
 const CAROL_HASH: &str = "$5$abcdefgh$XEPmEiAJvPG31m/DaIsyckkv.Sxd.8NrmElXxCKFQr/";
 
+/// yescrypt of "correct horse" (python3's crypt, libxcrypt).
+const DAVE_HASH: &str = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$zwtVrjrUCmXcyLTs6oxLTQlzifSUkF8RHJ./tK5KU79";
+
 /// Runs `sh -c script` with `fd3` on descriptor 3; returns (exit code, stdout).
 fn run_sh(script: &str, fd3: &[u8], env: &[(&str, &str)]) -> (i32, String) {
     let dir = std::env::temp_dir().join(format!("qmail-cp-{}-{}", std::process::id(), fd3.len()));
@@ -65,7 +68,8 @@ fn success_sets_identity_home_and_environment() {
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(
         work.join("passwd"),
-        "root:x:0:0:root:/root:/bin/sh\ncarol:x:4250:4250:Carol:/home/carol:/bin/sh\n",
+        "root:x:0:0:root:/root:/bin/sh\ncarol:x:4250:4250:Carol:/home/carol:/bin/sh\n\
+         dave:x:4251:4250:Dave:/home/dave:/bin/sh\n",
     )
     .unwrap();
     std::fs::write(
@@ -75,13 +79,14 @@ fn success_sets_identity_home_and_environment() {
     .unwrap();
     std::fs::write(
         work.join("shadow"),
-        format!("root:*:1::::::\ncarol:{CAROL_HASH}:1::::::\n"),
+        format!("root:*:1::::::\ncarol:{CAROL_HASH}:1::::::\ndave:{DAVE_HASH}:1::::::\n"),
     )
     .unwrap();
     let prelude =
         "mount --bind \"$W/passwd\" /etc/passwd && mount --bind \"$W/group\" /etc/group && \
                    mount --bind \"$W/shadow\" /etc/shadow && mount -t tmpfs none /home && \
-                   mkdir /home/carol && chown 4250:4250 /home/carol";
+                   mkdir /home/carol /home/dave && chown 4250:4250 /home/carol && \
+                   chown 4251:4250 /home/dave";
     // The fd 3 test runs first, before any command substitution opens a pipe of its own.
     let probe = "if test -e /proc/$$/fd/3; then F=open; else F=closed; fi; \
                  echo \"$USER|$HOME|$SHELL|$(pwd)|$(id -u)|$(id -g)|$(id -G)|fd3-$F\"";
@@ -123,6 +128,16 @@ fn success_sets_identity_home_and_environment() {
                 "fd 3 leaked into the program: {out}"
             );
         }
+    }
+    // yescrypt needs about 16 MiB: under a tighter memory limit checkpassword fails
+    // temporarily (111) with a reason on stderr instead of aborting on the allocation; with
+    // room it verifies as usual.
+    for (limit, want) in [("ulimit -v 20000;", 111), ("", 0)] {
+        let script = format!(
+            "unshare --mount --propagation private sh -c '{prelude} && exec 3<\"$FD3\" && {limit} exec \"$CP\" true'"
+        );
+        let (code, _) = run_sh(&script, b"dave\0correct horse\0", &[("W", w)]);
+        assert_eq!(code, want, "yescrypt with limit {limit:?}");
     }
     let _ = std::fs::remove_dir_all(&work);
 }

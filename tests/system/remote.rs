@@ -426,7 +426,11 @@ fn remote_delivers_through_dns_and_smtproutes() {
             assert!(b.contains(p), "{token}: bounce lacks {p:?}:\n{b}");
         }
     }
-    assert_eq!(sb.maildir_messages("alice").len(), 3, "one bounce per failed message");
+    assert_eq!(
+        sb.maildir_messages("alice").len(),
+        3,
+        "one bounce per failed message"
+    );
 }
 
 #[test]

@@ -176,6 +176,29 @@ pub fn run(root: &Path) -> i32 {
         );
     }
     if ok {
+        ok &= step(
+            "rustfmt --check",
+            Command::new(cargo())
+                .current_dir(root)
+                .args(["fmt", "--all", "--", "--check"]),
+            &mut summary,
+        );
+    }
+    if ok {
+        ok &= step(
+            "clippy (warnings are errors)",
+            Command::new(cargo()).current_dir(root).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            &mut summary,
+        );
+    }
+    if ok {
         let t = Instant::now();
         let tidy = crate::tidy::run(root) == 0;
         summary.push(format!(

@@ -267,13 +267,18 @@ pub(crate) fn start_network(sb: &Sandbox, sinks: &[&str]) {
 
 /// The messages the receivers took, in name order: (file name, contents).
 pub(crate) fn sunk(sb: &Sandbox) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = std::fs::read_dir(sb.path("/tmp/sink"))
+    sunk_in(sb, "/tmp/sink")
+}
+
+/// The `.eml` files a receiver wrote into `dir`, in name order: (file name, contents).
+pub(crate) fn sunk_in(sb: &Sandbox, dir: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(sb.path(dir))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| n.ends_with(".eml"))
                 .map(|n| {
-                    let body = text(&sb.read(&format!("/tmp/sink/{n}")).unwrap_or_default());
+                    let body = text(&sb.read(&format!("{dir}/{n}")).unwrap_or_default());
                     (n, body)
                 })
                 .collect()
@@ -297,7 +302,8 @@ fn start(sb: &Sandbox) {
     sb.start_qmail("./Maildir/");
 }
 
-fn send(sb: &Sandbox, token: &str, to: &str) {
+/// Queues a message marked `token` from alice to `to` through qmail-queue.
+pub(crate) fn send(sb: &Sandbox, token: &str, to: &str) {
     let (uid, gid, _) = sb.user("alice").expect("alice");
     let msg = format!("From: alice@{DOMAIN}\nSubject: {token}\nX-Token: {token}\n\nbody {token}\n");
     let q = sb.inject(msg.as_bytes(), &format!("alice@{DOMAIN}"), &[to], uid, gid);
@@ -306,13 +312,18 @@ fn send(sb: &Sandbox, token: &str, to: &str) {
 
 /// The sink file holding X-Token `token`, if any.
 fn sunk_token(sb: &Sandbox, token: &str) -> Option<(String, String)> {
-    sunk(sb)
+    sunk_token_in(sb, "/tmp/sink", token)
+}
+
+/// The file in receiver directory `dir` holding X-Token `token`, if any.
+pub(crate) fn sunk_token_in(sb: &Sandbox, dir: &str, token: &str) -> Option<(String, String)> {
+    sunk_in(sb, dir)
         .into_iter()
         .find(|(_, b)| b.contains(&format!("X-Token: {token}\r\n")))
 }
 
 /// The bounce in alice's maildir for the message with `token`.
-fn bounce_for(sb: &Sandbox, token: &str) -> Option<String> {
+pub(crate) fn bounce_for(sb: &Sandbox, token: &str) -> Option<String> {
     sb.maildir_messages("alice")
         .into_iter()
         .map(|m| text(&m))
@@ -322,11 +333,16 @@ fn bounce_for(sb: &Sandbox, token: &str) -> Option<String> {
 }
 
 fn logs(sb: &Sandbox) -> String {
+    logs_with(sb, "/tmp/dns.log", "/tmp/sink.err")
+}
+
+/// qmail-send's log, the test DNS server's log and the receivers' errors, for failure messages.
+pub(crate) fn logs_with(sb: &Sandbox, dns_log: &str, sink_err: &str) -> String {
     format!(
         "qmail log:\n{}\ndns log:\n{}\nsink err:\n{}",
         sb.log(),
-        text(&sb.read("/tmp/dns.log").unwrap_or_default()),
-        text(&sb.read("/tmp/sink.err").unwrap_or_default())
+        text(&sb.read(dns_log).unwrap_or_default()),
+        text(&sb.read(sink_err).unwrap_or_default())
     )
 }
 

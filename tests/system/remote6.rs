@@ -10,6 +10,7 @@
 //! `fd51:7e57::25` reach the `[::]:25` listener, and ipme does not list the address. `::1`
 //! itself is reached through smtproutes (`[IPv6:::1]`), where "I am the MX" does not apply.
 
+use crate::remote::{bounce_for, send, sunk_in, sunk_token_in};
 use qmail_testkit::sandbox::text;
 use qmail_testkit::{sandbox, Sandbox};
 use std::time::Duration;
@@ -187,53 +188,17 @@ fn start(sb: &Sandbox) -> bool {
     true
 }
 
-fn send(sb: &Sandbox, token: &str, to: &str) {
-    let (uid, gid, _) = sb.user("alice").expect("alice");
-    let msg = format!("From: alice@{DOMAIN}\nSubject: {token}\nX-Token: {token}\n\nbody {token}\n");
-    let q = sb.inject(msg.as_bytes(), &format!("alice@{DOMAIN}"), &[to], uid, gid);
-    assert_eq!(q.code, Some(0), "qmail-queue: {}", q.stderr);
-}
-
-/// The received messages: (file name, contents).
+/// The messages the IPv6 receivers took: (file name, contents).
 fn sunk(sb: &Sandbox) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = std::fs::read_dir(sb.path("/tmp/sink6"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".eml"))
-                .map(|n| {
-                    let body = text(&sb.read(&format!("/tmp/sink6/{n}")).unwrap_or_default());
-                    (n, body)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    sunk_in(sb, "/tmp/sink6")
 }
 
 fn sunk_token(sb: &Sandbox, token: &str) -> Option<(String, String)> {
-    sunk(sb)
-        .into_iter()
-        .find(|(_, b)| b.contains(&format!("X-Token: {token}\r\n")))
-}
-
-fn bounce_for(sb: &Sandbox, token: &str) -> Option<String> {
-    sb.maildir_messages("alice")
-        .into_iter()
-        .map(|m| text(&m))
-        .find(|m| {
-            m.contains("Subject: failure notice") && m.contains(&format!("X-Token: {token}\n"))
-        })
+    sunk_token_in(sb, "/tmp/sink6", token)
 }
 
 fn logs(sb: &Sandbox) -> String {
-    format!(
-        "qmail log:\n{}\ndns log:\n{}\nsink err:\n{}",
-        sb.log(),
-        text(&sb.read("/tmp/dns6.log").unwrap_or_default()),
-        text(&sb.read("/tmp/sink6.err").unwrap_or_default())
-    )
+    crate::remote::logs_with(sb, "/tmp/dns6.log", "/tmp/sink6.err")
 }
 
 #[test]

@@ -24,22 +24,9 @@ pub(crate) fn start(sb: &Sandbox, locals: &[&str], controls: &[(&str, &str)], de
         sb.write_control(name, contents);
     }
     for user in ["alice", "bob"] {
-        maildirmake(sb, user, "Maildir");
+        sb.maildirmake(user, "Maildir");
     }
     sb.start_qmail(delivery);
-}
-
-/// `maildirmake ~user/<dir>` as the user.
-pub(crate) fn maildirmake(sb: &Sandbox, user: &str, dir: &str) {
-    let out = sb.run_as(
-        user,
-        "/var/qmail/bin/maildirmake",
-        &[&format!("/home/{user}/{dir}")],
-    );
-    assert!(
-        out.status.success(),
-        "maildirmake {dir} for {user}: {out:?}"
-    );
 }
 
 /// Writes `~user/<name>` owned by the user with `mode`.
@@ -319,7 +306,7 @@ fn local_extensions_and_default() {
         return;
     };
     start(&sb, &[], &[], "./Maildir/");
-    maildirmake(&sb, "alice", "Direct");
+    sb.maildirmake("alice", "Direct");
     dotqmail(&sb, "alice", ".qmail-direct", "./Direct/\n", 0o644);
     dotqmail(
         &sb,
@@ -403,7 +390,7 @@ fn local_virtual_domain() {
         )],
         "./Maildir/",
     );
-    maildirmake(&sb, "bob", "God");
+    sb.maildirmake("bob", "God");
     dotqmail(&sb, "bob", ".qmail-god", "./God/\n", 0o644);
     dotqmail(
         &sb,
@@ -650,8 +637,8 @@ fn local_maildrop_and_safecat() {
         );
     }
     start(&sb, &[], &[], "./Maildir/");
-    maildirmake(&sb, "alice", "Filtered");
-    maildirmake(&sb, "alice", "Safe");
+    sb.maildirmake("alice", "Filtered");
+    sb.maildirmake("alice", "Safe");
     dotqmail(
         &sb,
         "alice",
@@ -715,8 +702,8 @@ fn local_users_assign() {
     assert!(out.status.success(), "qmail-newu: {out:?}");
     assert!(sb.exists("/var/qmail/users/cdb"));
     start(&sb, &[], &[], "./Maildir/");
-    maildirmake(&sb, "alice", "Pb");
-    maildirmake(&sb, "bob", "Lists");
+    sb.maildirmake("alice", "Pb");
+    sb.maildirmake("bob", "Lists");
     dotqmail(&sb, "alice", ".qmail-pb", "./Pb/\n", 0o644);
     dotqmail(&sb, "bob", ".qmail-list-default", "./Lists/\n", 0o644);
     let m = b"Subject: assigned\n\na\n";
@@ -766,7 +753,7 @@ fn local_forwards_and_program_exit_codes() {
         "&bob@test.example\nalice-copy\n",
         0o644,
     );
-    maildirmake(&sb, "alice", "Copy");
+    sb.maildirmake("alice", "Copy");
     dotqmail(&sb, "alice", ".qmail-copy", "./Copy/\n", 0o644);
     dotqmail(
         &sb,
@@ -994,7 +981,7 @@ fn local_list_owner_verp() {
         return;
     };
     start(&sb, &[], &[], "./Maildir/");
-    maildirmake(&sb, "alice", "Bounces");
+    sb.maildirmake("alice", "Bounces");
     dotqmail(
         &sb,
         "alice",
@@ -1158,7 +1145,7 @@ fn local_address_corner_cases() {
     };
     sb.sh_ok("echo 'carol:x:1003:1003:no own home:/home/carol:/bin/sh' >> /etc/passwd && mkdir -m 755 /home/carol");
     start(&sb, &[], &[], "./Maildir/");
-    maildirmake(&sb, "alice", "Dots");
+    sb.maildirmake("alice", "Dots");
     dotqmail(&sb, "alice", ".qmail-a:b", "./Dots/ \t\n", 0o644);
     dotqmail(
         &sb,

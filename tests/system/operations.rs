@@ -173,12 +173,7 @@ fn xtask_up_then_qmailctl() {
 
     // Local mail through /usr/sbin/sendmail, SMTP mail, alias mail.
     for user in ["alice", "bob"] {
-        let out = sb.run_as(
-            user,
-            "/var/qmail/bin/maildirmake",
-            &[&format!("/home/{user}/Maildir")],
-        );
-        assert!(out.status.success(), "maildirmake {user}: {out:?}");
+        sb.maildirmake(user, "Maildir");
     }
     sendmail(&sb, &format!("alice@{HOST}"), "local-1");
     assert!(

@@ -468,7 +468,7 @@ fn pop3_fetchmail_retrieves() {
         })
         .collect();
     let before = setup(&sb, &msgs);
-    crate::local::maildirmake(&sb, "bob", "Fetched");
+    sb.maildirmake("bob", "Fetched");
     let rc = |keep: &str| {
         format!(
             "set no syslog\nset invisible\n\

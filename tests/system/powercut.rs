@@ -272,12 +272,7 @@ fn powercut_loses_no_acknowledged_message() {
     }
     sb.write_control("me", &format!("{DOMAIN}\n"));
     for user in ["alice", "bob"] {
-        let out = sb.run_as(
-            user,
-            "/var/qmail/bin/maildirmake",
-            &[&format!("/home/{user}/Maildir")],
-        );
-        assert!(out.status.success(), "maildirmake for {user}: {out:?}");
+        sb.maildirmake(user, "Maildir");
     }
     let ns = namespace_of(sb.pid()).expect("sandbox namespace");
     let mut total = 0;

@@ -96,12 +96,7 @@ fn privileges_match_the_design_table() {
         return;
     };
     sb.write_control("me", &format!("{DOMAIN}\n"));
-    let out = sb.run_as(
-        "alice",
-        "/var/qmail/bin/maildirmake",
-        &["/home/alice/Maildir"],
-    );
-    assert!(out.status.success(), "maildirmake: {out:?}");
+    sb.maildirmake("alice", "Maildir");
     // A delivery that lasts: qmail-local waits for its program.
     sb.write_file("/home/alice/.qmail-slow", b"|sleep 20\n", "alice", 0o644);
     sb.start_qmail("./Maildir/");

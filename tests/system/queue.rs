@@ -12,12 +12,7 @@ const DOMAIN: &str = "test.example";
 fn start(sb: &Sandbox) {
     sb.write_control("me", &format!("{DOMAIN}\n"));
     for user in ["alice", "bob"] {
-        let out = sb.run_as(
-            user,
-            "/var/qmail/bin/maildirmake",
-            &[&format!("/home/{user}/Maildir")],
-        );
-        assert!(out.status.success(), "maildirmake for {user}: {out:?}");
+        sb.maildirmake(user, "Maildir");
     }
     sb.start_qmail("./Maildir/");
 }
@@ -471,17 +466,29 @@ fn queue_qread_and_qstat_show_held_mail() {
 
 /// CPU time (user + system, in clock ticks) of a process, from /proc/PID/stat.
 fn cpu_ticks(sb: &Sandbox, pid: u32) -> u64 {
-    let stat = String::from_utf8_lossy(&sb.read(&format!("/proc/{pid}/stat")).unwrap_or_default()).to_string();
-    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    let stat = String::from_utf8_lossy(&sb.read(&format!("/proc/{pid}/stat")).unwrap_or_default())
+        .to_string();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r.split(' ').collect())
+        .unwrap_or_default();
+    fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
 }
 
 /// Regressions: after a trigger pull an idle qmail-send must sleep, not poll a FIFO that stays
 /// readable; and TERM on an idle qmail-send must end it at once, not after its next wakeup.
 #[test]
 fn queue_idle_send_sleeps_and_exits_on_term() {
-    let Some(sb) = sandbox!("queue_idle_send_sleeps_and_exits_on_term") else { return };
+    let Some(sb) = sandbox!("queue_idle_send_sleeps_and_exits_on_term") else {
+        return;
+    };
     start(&sb);
     inject_range(&sb, 0..3);
     assert!(sb.wait_queue_empty(Duration::from_secs(30)));
@@ -493,7 +500,8 @@ fn queue_idle_send_sleeps_and_exits_on_term() {
     let asked = std::time::Instant::now();
     assert!(sb.svc(&["-d", "/service/qmail-send"]).status.success());
     let down = sb.wait_until(Duration::from_secs(5), || {
-        String::from_utf8_lossy(&sb.run("svstat", &["/service/qmail-send"]).stdout).contains(": down")
+        String::from_utf8_lossy(&sb.run("svstat", &["/service/qmail-send"]).stdout)
+            .contains(": down")
     });
     assert!(down, "idle qmail-send did not exit on TERM within 5 s");
     println!("idle qmail-send exited {:?} after TERM", asked.elapsed());

@@ -292,12 +292,7 @@ fn start(sb: &Sandbox) {
     sb.write_control("me", &format!("{DOMAIN}\n"));
     sb.write_control("timeoutremote", "2\n");
     sb.write_control("timeoutconnect", "2\n");
-    let out = sb.run_as(
-        "alice",
-        "/var/qmail/bin/maildirmake",
-        &["/home/alice/Maildir"],
-    );
-    assert!(out.status.success(), "maildirmake: {out:?}");
+    sb.maildirmake("alice", "Maildir");
     start_network(sb, SINKS);
     sb.start_qmail("./Maildir/");
 }

@@ -144,12 +144,7 @@ fn start(sb: &Sandbox) -> bool {
     sb.write_control("timeoutremote", "5\n");
     sb.write_control("timeoutconnect", "2\n");
     sb.write_control("smtproutes", "routed6.example:[IPv6:::1]\n");
-    let out = sb.run_as(
-        "alice",
-        "/var/qmail/bin/maildirmake",
-        &["/home/alice/Maildir"],
-    );
-    assert!(out.status.success(), "maildirmake: {out:?}");
+    sb.maildirmake("alice", "Maildir");
     sb.sh_ok("rm -f /etc/resolv.conf");
     sb.write_file(
         "/etc/resolv.conf",

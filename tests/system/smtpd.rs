@@ -116,12 +116,7 @@ fn start(sb: &Sandbox) {
     sb.write_control("me", &format!("{DOMAIN}\n"));
     sb.write_control("rcpthosts", &format!("{DOMAIN}\n"));
     for user in ["alice", "bob"] {
-        let out = sb.run_as(
-            user,
-            "/var/qmail/bin/maildirmake",
-            &[&format!("/home/{user}/Maildir")],
-        );
-        assert!(out.status.success(), "maildirmake for {user}: {out:?}");
+        sb.maildirmake(user, "Maildir");
     }
     sb.write_file("/tmp/client.py", CLIENT.as_bytes(), "root", 0o644);
     sb.start_qmail("./Maildir/");

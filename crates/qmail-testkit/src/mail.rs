@@ -88,6 +88,20 @@ impl Sandbox {
         feed(cmd, message)
     }
 
+    /// Runs `maildirmake ~user/<dir>` as the user; panics if it fails.
+    pub fn maildirmake(&self, user: &str, dir: &str) {
+        let out = self.run_as(
+            user,
+            "/var/qmail/bin/maildirmake",
+            &[&format!("/home/{user}/{dir}")],
+        );
+        assert!(
+            out.status.success(),
+            "{}: maildirmake {dir} for {user}: {out:?}",
+            self.name
+        );
+    }
+
     /// The messages in `~user/Maildir/new` and `cur`, in file-name order.
     pub fn maildir_messages(&self, user: &str) -> Vec<Vec<u8>> {
         let Some((_, _, home)) = self.user(user) else {

@@ -5,6 +5,8 @@
 //!    qmail-spawn and qmail-cdb) and a short list of small system crates; no DNS, TLS, async
 //!    runtime or parser of network input.
 //! 2. Every `.rs` file under crates/, xtask/ and tests/ starts with a `//!` doc.
+//! 3. Every program of the installed tree (hier) has a man page in man/ (qsmhook, never built,
+//!    excepted).
 //!
 //! Dependencies are read with `cargo tree` (normal edges only, so build scripts and test-only
 //! crates do not count).
@@ -125,6 +127,26 @@ pub fn check_module_docs(dir: &Path, problems: &mut Vec<String>) {
     }
 }
 
+/// Programs of the hier table without a page `man/<name>.<section>`.
+pub fn check_man_pages(root: &Path, problems: &mut Vec<String>) {
+    let pages: BTreeSet<String> = std::fs::read_dir(root.join("man"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.rsplit_once('.').map(|(stem, _)| stem.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let programs = crate::hier::programs().into_iter().map(|(name, _, _)| name);
+    for name in programs.chain(crate::hier::SCRIPTS.iter().copied()) {
+        if name != "qsmhook" && !pages.contains(name) {
+            problems.push(format!("{name}: no man page in man/"));
+        }
+    }
+}
+
 /// Runs every check; prints the problems and returns the exit code.
 pub fn run(root: &Path) -> i32 {
     let mut problems = match check_links(root) {
@@ -137,6 +159,7 @@ pub fn run(root: &Path) -> i32 {
     for dir in ["crates", "xtask", "tests"] {
         check_module_docs(&root.join(dir), &mut problems);
     }
+    check_man_pages(root, &mut problems);
     for p in &problems {
         eprintln!("tidy: {p}");
     }

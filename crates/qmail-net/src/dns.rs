@@ -35,6 +35,8 @@ pub enum QType {
     Mx,
     /// Alias records.
     Cname,
+    /// Host names of an address (asked under in-addr.arpa or ip6.arpa, see [`ptr_name`]).
+    Ptr,
 }
 
 /// One answer record, reduced to what qmail uses.
@@ -48,6 +50,8 @@ pub enum Rr {
     Mx(u16, Vec<u8>),
     /// Alias target (without the trailing dot).
     Cname(Vec<u8>),
+    /// A host name for an address (without the trailing dot).
+    Ptr(Vec<u8>),
     /// Any other record type.
     Other,
 }
@@ -239,6 +243,40 @@ pub fn text_of(name: &Name) -> Vec<u8> {
     out
 }
 
+/// The name under which the host names of `ip` are published: the IPv4 octets reversed under
+/// `in-addr.arpa`, or the 32 nibbles of an IPv6 address reversed under `ip6.arpa`. An
+/// IPv4-mapped IPv6 address is asked as the IPv4 address it carries.
+pub fn ptr_name(ip: IpAddr) -> Vec<u8> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa").into_bytes()
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 15, byte >> 4));
+            }
+            out.push_str("ip6.arpa");
+            out.into_bytes()
+        }
+    }
+}
+
+/// The host name of `ip` as qmail's `dns_ptr` finds it: the first PTR record of the answer.
+/// `Ok(None)` when there is none (the name or the data does not exist, or the answer holds no
+/// PTR record), [`DnsError::Temporary`] when DNS cannot say now.
+pub fn ptr(dns: &mut dyn Lookup, ip: IpAddr) -> Result<Option<Vec<u8>>, DnsError> {
+    match dns.lookup(&ptr_name(ip), QType::Ptr) {
+        Ok(rrs) => Ok(rrs.into_iter().find_map(|r| match r {
+            Rr::Ptr(name) => Some(name),
+            _ => None,
+        })),
+        Err(DnsError::Permanent) => Ok(None),
+        Err(DnsError::Temporary) => Err(DnsError::Temporary),
+    }
+}
+
 /// The records of a decoded response, or its failure class.
 pub fn interpret(m: &Message) -> Result<Vec<Rr>, DnsError> {
     match m.metadata.response_code {
@@ -256,6 +294,7 @@ pub fn interpret(m: &Message) -> Result<Vec<Rr>, DnsError> {
             RData::AAAA(a) => Rr::Aaaa(a.0),
             RData::MX(mx) => Rr::Mx(mx.preference, text_of(&mx.exchange)),
             RData::CNAME(c) => Rr::Cname(text_of(&c.0)),
+            RData::PTR(p) => Rr::Ptr(text_of(&p.0)),
             _ => Rr::Other,
         })
         .collect())
@@ -269,6 +308,7 @@ impl Lookup for Resolver {
             QType::Aaaa => RecordType::AAAA,
             QType::Mx => RecordType::MX,
             QType::Cname => RecordType::CNAME,
+            QType::Ptr => RecordType::PTR,
         };
         interpret(&self.exchange(&name, rtype)?)
     }
@@ -279,7 +319,7 @@ impl Lookup for Resolver {
 mod tests {
     use super::*;
     use hickory_proto::op::OpCode;
-    use hickory_proto::rr::rdata::{A, CNAME, MX};
+    use hickory_proto::rr::rdata::{A, CNAME, MX, PTR};
     use hickory_proto::rr::Record;
 
     fn response(code: ResponseCode, answers: Vec<RData>) -> Message {
@@ -375,5 +415,136 @@ mod tests {
             &name_of(b"y.test").unwrap(),
             RecordType::MX
         ));
+    }
+
+    #[test]
+    fn ptr_names() {
+        let cases: &[(&str, &str)] = &[
+            ("127.0.0.1", "1.0.0.127.in-addr.arpa"),
+            ("192.0.2.45", "45.2.0.192.in-addr.arpa"),
+            ("::ffff:198.51.100.7", "7.100.51.198.in-addr.arpa"),
+            (
+                "2001:db8::567:89ab",
+                "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+            ),
+            (
+                "::1",
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
+            ),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(
+                String::from_utf8(ptr_name(ip.parse().unwrap())).unwrap(),
+                *want,
+                "{ip}"
+            );
+        }
+    }
+
+    /// A PTR response for 127.0.0.1 with the given answers, as bytes on the wire.
+    fn ptr_wire(code: ResponseCode, answers: Vec<RData>) -> Vec<u8> {
+        let mut m = Message::new(9, MessageType::Response, OpCode::Query);
+        let name = name_of(b"1.0.0.127.in-addr.arpa").unwrap();
+        m.add_query(Query::query(name.clone(), RecordType::PTR));
+        m.metadata.response_code = code;
+        for a in answers {
+            m.add_answer(Record::from_rdata(name.clone(), 60, a));
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn ptr_rr(n: &[u8]) -> RData {
+        RData::PTR(PTR(name_of(n).unwrap()))
+    }
+
+    #[test]
+    fn ptr_answers() {
+        let cases: Vec<(ResponseCode, Vec<RData>, Result<Vec<Rr>, DnsError>)> = vec![
+            (
+                ResponseCode::NoError,
+                vec![ptr_rr(b"LocalHost.")],
+                Ok(vec![Rr::Ptr(b"LocalHost".to_vec())]),
+            ),
+            (
+                ResponseCode::NoError,
+                vec![ptr_rr(b"a.test"), ptr_rr(b"b.test")],
+                Ok(vec![
+                    Rr::Ptr(b"a.test".to_vec()),
+                    Rr::Ptr(b"b.test".to_vec()),
+                ]),
+            ),
+            (
+                ResponseCode::NoError,
+                vec![
+                    RData::CNAME(CNAME(name_of(b"1.0/25.0.0.127.in-addr.arpa").unwrap())),
+                    ptr_rr(b"x.test"),
+                ],
+                Ok(vec![
+                    Rr::Cname(b"1.0/25.0.0.127.in-addr.arpa".to_vec()),
+                    Rr::Ptr(b"x.test".to_vec()),
+                ]),
+            ),
+            (ResponseCode::NXDomain, vec![], Err(DnsError::Permanent)),
+            (ResponseCode::ServFail, vec![], Err(DnsError::Temporary)),
+        ];
+        for (code, records, want) in cases {
+            let wire = ptr_wire(code, records);
+            let m = Message::from_vec(&wire).unwrap();
+            let asked = name_of(b"1.0.0.127.in-addr.arpa").unwrap();
+            assert!(answers(&m, 9, &asked, RecordType::PTR));
+            let got = interpret(&m);
+            assert_eq!(got, want, "{code:?}");
+            for cut in 0..wire.len() {
+                // a cut answer never panics and never yields a record the whole one lacks
+                if let Ok(part) = Message::from_vec(&wire[..cut]) {
+                    if let (Ok(part), Ok(whole)) = (interpret(&part), &got) {
+                        assert!(part.iter().all(|r| whole.contains(r)), "cut {cut}");
+                    }
+                }
+            }
+        }
+    }
+
+    struct Table(Vec<(Vec<u8>, Result<Vec<Rr>, DnsError>)>);
+
+    impl Lookup for Table {
+        fn lookup(&mut self, name: &[u8], qtype: QType) -> Result<Vec<Rr>, DnsError> {
+            assert_eq!(qtype, QType::Ptr);
+            self.0
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(Err(DnsError::Permanent), |(_, r)| r.clone())
+        }
+    }
+
+    #[test]
+    fn ptr_outcomes() {
+        let mut dns = Table(vec![
+            (
+                b"1.0.0.127.in-addr.arpa".to_vec(),
+                Ok(vec![
+                    Rr::Cname(b"c.test".to_vec()),
+                    Rr::Ptr(b"first.test".to_vec()),
+                    Rr::Ptr(b"second.test".to_vec()),
+                ]),
+            ),
+            (b"2.0.0.127.in-addr.arpa".to_vec(), Err(DnsError::Temporary)),
+            (b"3.0.0.127.in-addr.arpa".to_vec(), Ok(vec![Rr::Other])),
+        ]);
+        let cases: &[(&str, Result<Option<&[u8]>, DnsError>)] = &[
+            ("127.0.0.1", Ok(Some(b"first.test"))),
+            ("::ffff:127.0.0.1", Ok(Some(b"first.test"))),
+            ("127.0.0.2", Err(DnsError::Temporary)),
+            ("127.0.0.3", Ok(None)),
+            ("127.0.0.4", Ok(None)),
+        ];
+        for (ip, want) in cases {
+            let got = ptr(&mut dns, ip.parse().unwrap());
+            assert_eq!(
+                got.as_ref().map(|o| o.as_deref()).map_err(|e| *e),
+                *want,
+                "{ip}"
+            );
+        }
     }
 }

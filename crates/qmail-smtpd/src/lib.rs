@@ -28,7 +28,6 @@ pub mod policy;
 pub mod qmqpd;
 pub mod qmtpd;
 pub mod server;
-pub mod tcpenv;
 
 use qmail_proto::reply;
 use std::io::Write;

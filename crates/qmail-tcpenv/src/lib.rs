@@ -3,16 +3,19 @@
 //!
 //! Who runs it: inetd, as whatever user the inetd line names. Arguments:
 //! `tcp-env [-rR] [-t timeout] program [arg ...]`. Reads: `PROTO`; the socket on fd 0.
-//! Sets: `PROTO=TCP`, `TCPLOCALIP`, `TCPLOCALPORT`, `TCPREMOTEIP`, `TCPREMOTEPORT` and (with
-//! `-r`, the default) `TCPREMOTEINFO` from an RFC 1413 ident query.
+//! Sets: `PROTO=TCP`, `TCPLOCALIP`, `TCPLOCALPORT`, `TCPLOCALHOST`, `TCPREMOTEIP`,
+//! `TCPREMOTEPORT`, `TCPREMOTEHOST` and (with `-r`, the default) `TCPREMOTEINFO` from an RFC 1413
+//! ident query (tools.md §13).
 //!
-//! Host names: this package links no resolver (the SMTP/QMTP/QMQP servers must stay free of
-//! DNS), so no PTR lookups are made: `TCPLOCALHOST` and `TCPREMOTEHOST` are removed from the
-//! environment, which is what qmail's tcp-env leaves when a lookup finds no name. The servers
-//! then say `unknown` (or the local IP) in their Received lines.
+//! Host names: `TCPLOCALHOST` and `TCPREMOTEHOST` are the first PTR record of the local and the
+//! remote address (qmail's `dns_ptr`, here through `qmail_net::dns`, also for IPv6), lowercased;
+//! `softdnserror` when DNS fails temporarily; removed when the address has no name. This is why
+//! tcp-env is its own package: the SMTP/QMTP/QMQP servers it runs must stay free of DNS.
 //!
-//! Trust: the ident answer comes from the client's host; it is bounded (512 bytes), cut at the
-//! end of its line, and only ever printed through the Received line's safe-character filter.
+//! Trust: the ident answer and the PTR names come from the network. The ident answer is bounded
+//! (512 bytes) and cut at the end of its line; PTR names are decoded by hickory-proto (at most
+//! 255 bytes) and may hold any bytes, as tcp-environ(5) warns; the servers print both only
+//! through the Received line's safe-character filter.
 //!
 //! DIAGNOSTICS: `tcp-env: illegal option -- x` for a bad option; nothing else.
 //!
@@ -27,6 +30,7 @@ use nix::sys::socket::{
     SockType, SockaddrStorage,
 };
 use qmail_core::sgetopt::{Getopt, Next};
+use qmail_net::dns::{DnsError, Lookup, Resolver};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
@@ -74,21 +78,39 @@ pub fn parse_args(args: &[Vec<u8>]) -> Option<Options> {
     (!opts.program.is_empty()).then_some(opts)
 }
 
-/// The variables to set (`Some`) or remove (`None`) for a connection.
+/// What tcp-env says when a PTR lookup fails temporarily.
+pub const SOFT_DNS_ERROR: &[u8] = b"softdnserror";
+
+/// The value of `TCPLOCALHOST` or `TCPREMOTEHOST` for `ip`: its host name, lowercased;
+/// [`SOFT_DNS_ERROR`] when DNS cannot answer now; `None` (remove the variable) when it has none.
+pub fn host_of(dns: &mut dyn Lookup, ip: IpAddr) -> Option<Vec<u8>> {
+    match qmail_net::dns::ptr(dns, ip) {
+        Ok(Some(mut name)) => {
+            name.make_ascii_lowercase();
+            Some(name)
+        }
+        Ok(None) => None,
+        Err(DnsError::Temporary) => Some(SOFT_DNS_ERROR.to_vec()),
+        Err(DnsError::Permanent) => None,
+    }
+}
+
+/// The variables to set (`Some`) or remove (`None`) for a connection, host names asked of `dns`.
 pub fn variables(
     local: SocketAddr,
     remote: SocketAddr,
     info: Option<Vec<u8>>,
+    dns: &mut dyn Lookup,
 ) -> Vec<(&'static str, Option<Vec<u8>>)> {
     let text = |s: String| Some(s.into_bytes());
     vec![
         ("PROTO", text("TCP".into())),
         ("TCPLOCALIP", text(local.ip().to_string())),
         ("TCPLOCALPORT", text(local.port().to_string())),
-        ("TCPLOCALHOST", None),
+        ("TCPLOCALHOST", host_of(dns, local.ip())),
         ("TCPREMOTEIP", text(remote.ip().to_string())),
         ("TCPREMOTEPORT", text(remote.port().to_string())),
-        ("TCPREMOTEHOST", None),
+        ("TCPREMOTEHOST", host_of(dns, remote.ip())),
         ("TCPREMOTEINFO", info),
     ]
 }
@@ -204,7 +226,8 @@ pub fn run() -> i32 {
         } else {
             None
         };
-        for (name, value) in variables(local, remote, info) {
+        let mut dns = Resolver::system();
+        for (name, value) in variables(local, remote, info, &mut dns) {
             use std::os::unix::ffi::OsStrExt;
             match value {
                 Some(v) => std::env::set_var(name, std::ffi::OsStr::from_bytes(&v)),
@@ -233,6 +256,7 @@ pub fn run() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qmail_net::dns::{QType, Rr};
 
     fn args(words: &[&str]) -> Vec<Vec<u8>> {
         words.iter().map(|w| w.as_bytes().to_vec()).collect()
@@ -282,26 +306,138 @@ mod tests {
         assert_eq!(ident_request(6191, 23), b"6191 , 23\r\n");
     }
 
+    /// A resolver answering PTR questions from a table; other names do not exist.
+    type Answer = Result<Vec<Rr>, DnsError>;
+    struct Fake(Vec<(&'static [u8], Answer)>);
+
+    impl Lookup for Fake {
+        fn lookup(&mut self, name: &[u8], qtype: QType) -> Result<Vec<Rr>, DnsError> {
+            assert_eq!(qtype, QType::Ptr);
+            self.0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(Err(DnsError::Permanent), |(_, r)| r.clone())
+        }
+    }
+
+    fn fake() -> Fake {
+        let ptr = |n: &[u8]| Ok(vec![Rr::Ptr(n.to_vec())]);
+        Fake(vec![
+            (b"2.2.0.192.in-addr.arpa", ptr(b"Mail.Example.NET")),
+            (b"7.100.51.198.in-addr.arpa", ptr(b"client.test")),
+            (b"8.100.51.198.in-addr.arpa", Err(DnsError::Temporary)),
+            (b"9.100.51.198.in-addr.arpa", Ok(vec![Rr::Other])),
+            (b"10.100.51.198.in-addr.arpa", ptr(b"odd\xff\x01NAME")),
+            (
+                b"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
+                ptr(b"LOCALHOST6"),
+            ),
+        ])
+    }
+
     #[test]
+    #[allow(clippy::type_complexity)]
     fn environment_for_a_connection() {
-        let local: SocketAddr = "192.0.2.2:25".parse().unwrap();
-        let remote: SocketAddr = "198.51.100.7:40000".parse().unwrap();
-        let vars = variables(local, remote, Some(b"joe".to_vec()));
-        let text: Vec<(&str, Option<&[u8]>)> =
-            vars.iter().map(|(k, v)| (*k, v.as_deref())).collect();
-        assert_eq!(
-            text,
-            vec![
-                ("PROTO", Some(&b"TCP"[..])),
-                ("TCPLOCALIP", Some(&b"192.0.2.2"[..])),
-                ("TCPLOCALPORT", Some(&b"25"[..])),
-                ("TCPLOCALHOST", None),
-                ("TCPREMOTEIP", Some(&b"198.51.100.7"[..])),
-                ("TCPREMOTEPORT", Some(&b"40000"[..])),
-                ("TCPREMOTEHOST", None),
-                ("TCPREMOTEINFO", Some(&b"joe"[..])),
-            ]
-        );
+        let table: &[(&str, &str, Option<&[u8]>, [Option<&[u8]>; 8])] = &[
+            (
+                "192.0.2.2:25",
+                "198.51.100.7:40000",
+                Some(b"joe"),
+                [
+                    Some(b"TCP"),
+                    Some(b"192.0.2.2"),
+                    Some(b"25"),
+                    Some(b"mail.example.net"),
+                    Some(b"198.51.100.7"),
+                    Some(b"40000"),
+                    Some(b"client.test"),
+                    Some(b"joe"),
+                ],
+            ),
+            (
+                "192.0.2.3:25",
+                "198.51.100.8:1",
+                None,
+                [
+                    Some(b"TCP"),
+                    Some(b"192.0.2.3"),
+                    Some(b"25"),
+                    None,
+                    Some(b"198.51.100.8"),
+                    Some(b"1"),
+                    Some(b"softdnserror"),
+                    None,
+                ],
+            ),
+            (
+                "192.0.2.2:110",
+                "198.51.100.9:2",
+                None,
+                [
+                    Some(b"TCP"),
+                    Some(b"192.0.2.2"),
+                    Some(b"110"),
+                    Some(b"mail.example.net"),
+                    Some(b"198.51.100.9"),
+                    Some(b"2"),
+                    None,
+                    None,
+                ],
+            ),
+            (
+                "192.0.2.2:25",
+                "198.51.100.10:3",
+                None,
+                [
+                    Some(b"TCP"),
+                    Some(b"192.0.2.2"),
+                    Some(b"25"),
+                    Some(b"mail.example.net"),
+                    Some(b"198.51.100.10"),
+                    Some(b"3"),
+                    Some(b"odd\xff\x01name"),
+                    None,
+                ],
+            ),
+            (
+                "[::1]:25",
+                "[::1]:4000",
+                None,
+                [
+                    Some(b"TCP"),
+                    Some(b"::1"),
+                    Some(b"25"),
+                    Some(b"localhost6"),
+                    Some(b"::1"),
+                    Some(b"4000"),
+                    Some(b"localhost6"),
+                    None,
+                ],
+            ),
+        ];
+        let names = [
+            "PROTO",
+            "TCPLOCALIP",
+            "TCPLOCALPORT",
+            "TCPLOCALHOST",
+            "TCPREMOTEIP",
+            "TCPREMOTEPORT",
+            "TCPREMOTEHOST",
+            "TCPREMOTEINFO",
+        ];
+        for (local, remote, info, want) in table {
+            let vars = variables(
+                local.parse().unwrap(),
+                remote.parse().unwrap(),
+                info.map(<[u8]>::to_vec),
+                &mut fake(),
+            );
+            let got: Vec<(&str, Option<&[u8]>)> =
+                vars.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+            let want: Vec<(&str, Option<&[u8]>)> =
+                names.iter().copied().zip(want.iter().copied()).collect();
+            assert_eq!(got, want, "{local} {remote}");
+        }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! `cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]`: builds the fuzz harness in
 //! `tests/fuzz` (its own workspace, release profile with overflow checks) and runs each target for
-//! N seconds (default 60). `cargo xtask test` calls [`smoke`] for a short bounded pass (3 s per
+//! N seconds (default 60). `cargo xtask test` calls [`smoke`] for a short bounded pass (2 s per
 //! target). doc/SECURITY.md describes what kind of fuzzing this is.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Seconds per target in `cargo xtask test`.
-pub const SMOKE_SECONDS: u64 = 3;
+pub const SMOKE_SECONDS: u64 = 2;
 
 /// Seconds per target of `cargo xtask fuzz` without `--seconds`.
 pub const DEFAULT_SECONDS: u64 = 60;

@@ -15,6 +15,7 @@
 //! except the regression files it ships.
 
 pub mod driver;
+pub mod more;
 pub mod mutate;
 pub mod rng;
 pub mod targets;

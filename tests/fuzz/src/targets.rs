@@ -2,6 +2,7 @@
 //! beyond "does not panic" (chunking independence for streaming parsers, round trips for
 //! encoders, stated bounds), and a seed corpus per target.
 
+use crate::more;
 use qmail_cdb::{Builder, Cdb};
 use qmail_core::{constmap::ConstMap, control, envelope};
 use qmail_local::dotqmail;
@@ -158,6 +159,128 @@ pub const TARGETS: &[Target] = &[
         seeds: &[b"", b"key\0value\0k2\0v2\0"],
         max_len: 1 << 14,
     },
+    Target {
+        name: "pop3_command",
+        what: "qmail-pop3 command reader (commands.c): chunking, bounds, NUL and case rules",
+        run: more::pop3_command_target,
+        seeds: &[
+            b"USER joe\r\nPASS x y\r\nstat\nLIST 1\r\nquit\r\n",
+            b"retr   00012\0junk\r\ntop 1 5\nnoop",
+        ],
+        max_len: 1 << 13,
+    },
+    Target {
+        name: "pop3_popup",
+        what: "qmail-popup session: at most one authentication, replies, chunking",
+        run: more::pop3_popup,
+        seeds: &[
+            b"user joe\r\npass secret\r\n",
+            b"noop\r\npass x\r\nuser\r\napop joe 0123\r\nquit\r\n",
+            b"USER a\r\nxyz\r\nQUIT\r\n",
+        ],
+        max_len: 1 << 12,
+    },
+    Target {
+        name: "pop3d",
+        what: "qmail-pop3d session over a temp maildir: unchanged before a complete QUIT",
+        run: more::pop3d_session,
+        seeds: &[
+            b"stat\r\nlist\r\nuidl 2\r\ndele 1\r\nretr 2\r\ntop 1 0\r\nlast\r\nquit\r\n",
+            b"dele 1\r\ndele 2\r\ndele 3\r\nrset\r\ndele 4\r\ndele 0\r\nqui",
+            b"top 2 99999999999999999999999\r\nretr 3\r\nQUIT\r\n",
+        ],
+        max_len: 1 << 11,
+    },
+    Target {
+        name: "smtp_reply",
+        what: "qmail-remote SMTP reply reader: bounds, completion, multi-line round trip",
+        run: more::smtp_reply,
+        seeds: &[
+            b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+            b"220 ok\r\n",
+            b"5\n",
+        ],
+        max_len: 1 << 14,
+    },
+    Target {
+        name: "dot_stuffing",
+        what: "qmail-remote blast dot-stuffing: chunking, no lone dot line, unstuff round trip",
+        run: more::dot_stuffing,
+        seeds: &[b".\n..\nx\r\n.x\n", b"no newline", b"\n\n.\r\n"],
+        max_len: 1 << 14,
+    },
+    Target {
+        name: "smtproutes",
+        what: "qmail-remote smtproutes table and route lookup",
+        run: more::smtproutes,
+        seeds: &[
+            b"a.example:relay.example:2525\n.example:[IPv6:2001:db8::1]:26\n:fallback\nx.example:",
+            b"host:[1.2.3.4\n:x:99999999\n",
+        ],
+        max_len: 4096,
+    },
+    Target {
+        name: "dns_answer",
+        what: "qmail-net DNS answer decoding (hickory-proto) and interpretation, re-encode round trip",
+        run: more::dns_answer,
+        seeds: &[
+            b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x01x\x07example\x00\x00\x0f\x00\x01\xc0\x0c\x00\x0f\x00\x01\x00\x00\x0e\x10\x00\x07\x00\x0a\x02mx\xc0\x0e",
+            b"\x00\x01\x81\x83\x00\x00\x00\x00\x00\x00\x00\x00",
+        ],
+        max_len: 4096,
+    },
+    Target {
+        name: "tcpto",
+        what: "qmail-net tcpto table decisions (blocked/update) on arbitrary table bytes",
+        run: more::tcpto_table,
+        seeds: &[
+            b"\x7f\x00\x00\x01\x02\x00\x00\x00\x00\xf1\x53\x65\x00\x00\x00\x00",
+            &[0u8; 1024],
+        ],
+        max_len: 1100,
+    },
+    Target {
+        name: "qmtp",
+        what: "qmail-qmtpd package reader over in-memory streams with a fake queue",
+        run: more::qmtp_package,
+        seeds: &[
+            b"18:\nfrom: a\n\nbody\r\n,5:a@b.c,16:12:u@mx.example,,",
+            b"7:Lhello\n,0:,0:,",
+            b"99999999999:",
+        ],
+        max_len: 1 << 13,
+    },
+    Target {
+        name: "qmqp",
+        what: "qmail-qmqpd package reader over in-memory streams with a fake queue",
+        run: more::qmqp_package,
+        seeds: &[b"30:6:hello\n,5:a@b.c,5:d@e.f,,", b"8:0:,0:,,", b"3:", b"5:0:,x,,"],
+        max_len: 1 << 13,
+    },
+    Target {
+        name: "netin",
+        what: "qmail-smtpd netstring Source: budget, chunking, agreement with qmail-proto",
+        run: more::netin_source,
+        seeds: &[b"\x105:hello,0:,3:abc,", b"\x0212:", b"\xff01:x,"],
+        max_len: 4096,
+    },
+    Target {
+        name: "qmqpc_envelope",
+        what: "qmail-qmqpc envelope reader, re-encoding and QMQP package",
+        run: more::qmqpc_envelope,
+        seeds: &[b"Fa@b\0Tc@d\0Te@f\0\0", b"F\0\0", b"Tx\0"],
+        max_len: 4096,
+    },
+    Target {
+        name: "inject_prepare",
+        what: "qmail-inject header preparation (prepare) on hostile headers",
+        run: more::inject_prepare,
+        seeds: &[
+            b"To: \"A B\" <a@b>, c\nCc: g: x@y;\nBcc: z\nFrom: me\nReturn-Path: <>\n\nbody\n",
+            b"Resent-To: a\nResent-From: b\nMessage-ID: <x@y>\nDate: now\n\n",
+        ],
+        max_len: 1 << 13,
+    },
 ];
 
 /// The target called `name`.
@@ -166,7 +289,7 @@ pub fn find(name: &str) -> Option<&'static Target> {
 }
 
 /// Cuts `data` into pieces whose sizes come from the data itself (deterministic).
-fn chunks(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn chunks(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = data;
     let mut k = data.len().wrapping_mul(31).wrapping_add(7);

@@ -1,0 +1,5 @@
+//! qsmhook: see `qmail_tools::qsmhook` for what it does.
+
+fn main() {
+    qmail_tools::qsmhook::main()
+}

@@ -7,7 +7,8 @@
 //!
 //! Modules: [`spawn`] (the one audited fork/exec door, qmail's `wait`/`fd_move`/`prot` usage),
 //! [`prot`] (privilege drop and its verification), [`sig`] (signal dispositions, qmail's `sig_*`),
-//! [`localtime`] (the local UTC offset, for predate).
+//! [`localtime`] (the local UTC offset, for predate), [`writeback`] (an early-writeback hint
+//! before several fsyncs).
 #![deny(missing_docs)]
 
 pub mod bugcatch;
@@ -16,3 +17,4 @@ pub mod localtime;
 pub mod prot;
 pub mod sig;
 pub mod spawn;
+pub mod writeback;

@@ -105,10 +105,11 @@ pub fn prepare(
             _ => return Err(warn("unknown record type in", &todo)),
         }
     }
-    info_file
-        .sync_all()
-        .map_err(|_| warn("trouble fsyncing", &info))?;
     dirs.insert(parent(&info));
+    // Every file is written before any is synced. All syncs still happen before this returns,
+    // so before the directory syncs and the removal of todo/ (the caller's order), which is all
+    // the guarantee needs.
+    let mut written = Vec::with_capacity(2);
     for c in Channel::ALL {
         if !chan_used[c as usize] {
             continue;
@@ -117,8 +118,20 @@ pub fn prepare(
         let mut f = create_excl(&p).map_err(|_| warn("unable to create", &p))?;
         f.write_all(&chan_data[c as usize])
             .map_err(|_| warn("trouble writing to", &p))?;
-        f.sync_all().map_err(|_| warn("trouble fsyncing", &p))?;
         dirs.insert(parent(&p));
+        written.push((f, p));
+    }
+    // A hint only (durability comes from the syncs): every file's data starts on its way before
+    // the first sync waits, so one journal commit can carry them all.
+    let _ = qmail_sys::writeback::start(&info_file);
+    for (f, _) in &written {
+        let _ = qmail_sys::writeback::start(f);
+    }
+    info_file
+        .sync_all()
+        .map_err(|_| warn("trouble fsyncing", &info))?;
+    for (f, p) in &written {
+        f.sync_all().map_err(|_| warn("trouble fsyncing", p))?;
     }
     Ok(Prepared {
         id,

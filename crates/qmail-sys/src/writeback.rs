@@ -38,7 +38,7 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn a_hint_on_files_and_an_error_on_a_pipe() {
+    fn a_hint_on_files_and_an_error_on_a_socket() {
         let path = std::env::temp_dir().join(format!("qmail-sys-writeback.{}", std::process::id()));
         let mut f = std::fs::File::create(&path).unwrap();
         for len in [0usize, 1, 5000] {
@@ -49,7 +49,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         #[cfg(target_os = "linux")]
         {
-            let (r, _w) = std::io::pipe().unwrap();
+            let (r, _w) = std::os::unix::net::UnixStream::pair().unwrap();
             assert!(super::start(&r).is_err());
         }
     }

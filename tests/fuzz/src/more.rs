@@ -222,8 +222,8 @@ pub fn smtp_reply(data: &[u8]) {
             done_at = Some(i);
             assert_eq!(c, b'\n', "reply complete before its LF");
         }
-        assert!(r.text().len() <= reply::MAX_TEXT && !r.text().contains(&b'\r'));
     }
+    assert!(r.text().len() <= reply::MAX_TEXT && !r.text().contains(&b'\r'));
     if done_at.is_some() {
         assert!(r.done(), "a complete reply became incomplete");
     }
@@ -684,5 +684,64 @@ pub fn inject_prepare(data: &[u8]) {
         }
         // A quoted LF (`x@\<LF>`) can reach an envelope address, as in qmail's token822;
         // qmail-queue takes any non-NUL bytes, so no assertion on LF here (doc/SECURITY.md).
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocol seeds are well-formed: each reaches the queue and is accepted.
+    #[test]
+    fn seeds_reach_the_queue() {
+        let run_qmtp = |data: &[u8]| {
+            let rcpthosts =
+                RcptHosts::new(Some(vec![b"mx.example".to_vec()]), MoreRcptHosts::Absent);
+            let c = client();
+            let now = || 1_700_000_000i64;
+            let server = qmail_smtpd::qmtpd::Qmtpd {
+                client: &c,
+                rcpthosts: &rcpthosts,
+                databytes: 0,
+                now: &now,
+            };
+            let q = FakeQueue::default();
+            let log = q.0.clone();
+            let mut q = q;
+            let mut out = Vec::new();
+            server.serve(data, &mut out, &mut q);
+            let queued = log.borrow().clone();
+            (responses(&out), queued)
+        };
+        let (out, log) = run_qmtp(crate::targets::find("qmtp").expect("qmtp").seeds[0]);
+        assert!(out.iter().any(|r| r.starts_with(b"K")), "{out:?}");
+        assert_eq!(log[0].recipients, vec![b"u@mx.example".to_vec()]);
+
+        let c = client();
+        let now = || 1_700_000_000i64;
+        let chdir = || Ok(());
+        let server = qmail_smtpd::qmqpd::Qmqpd {
+            client: &c,
+            now: &now,
+            chdir: &chdir,
+        };
+        let q = FakeQueue::default();
+        let log = q.0.clone();
+        let mut q = q;
+        let mut out = Vec::new();
+        server.serve(
+            crate::targets::find("qmqp").expect("qmqp").seeds[0],
+            &mut out,
+            &mut q,
+        );
+        assert!(responses(&out)[0].starts_with(b"K"), "{out:?}");
+        assert_eq!(log.borrow()[0].sender, b"a@b.c");
+
+        let seed = crate::targets::find("dns_answer").expect("dns").seeds[0];
+        let m = hickory_proto::op::Message::from_vec(seed).expect("seed decodes");
+        assert_eq!(
+            qmail_net::dns::interpret(&m),
+            Ok(vec![qmail_net::dns::Rr::Mx(10, b"mx.example".to_vec())])
+        );
     }
 }

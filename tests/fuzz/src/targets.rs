@@ -244,7 +244,7 @@ pub const TARGETS: &[Target] = &[
         what: "qmail-qmtpd package reader over in-memory streams with a fake queue",
         run: more::qmtp_package,
         seeds: &[
-            b"18:\nfrom: a\n\nbody\r\n,5:a@b.c,16:12:u@mx.example,,",
+            b"15:\nFrom: a\n\nbody\n,5:a@b.c,16:12:u@mx.example,,",
             b"7:Lhello\n,0:,0:,",
             b"99999999999:",
         ],
@@ -254,7 +254,7 @@ pub const TARGETS: &[Target] = &[
         name: "qmqp",
         what: "qmail-qmqpd package reader over in-memory streams with a fake queue",
         run: more::qmqp_package,
-        seeds: &[b"30:6:hello\n,5:a@b.c,5:d@e.f,,", b"8:0:,0:,,", b"3:", b"5:0:,x,,"],
+        seeds: &[b"25:6:hello\n,5:a@b.c,5:d@e.f,,", b"8:0:,0:,,", b"3:", b"5:0:,x,,"],
         max_len: 1 << 13,
     },
     Target {

@@ -832,6 +832,15 @@ impl Engine {
                 Err(warning) => self.log.put(&[&warning]),
             }
         }
+        // File syncs for the whole batch, then the directories: a message whose files cannot be
+        // synced keeps its todo entry and is prepared again on the next scan.
+        prepared.retain_mut(|p| match p.sync() {
+            Ok(()) => true,
+            Err(warning) => {
+                self.log.put(&[&warning]);
+                false
+            }
+        });
         for d in &dirs {
             if qmail_core::durable::fsync_dir(d).is_err() {
                 self.log

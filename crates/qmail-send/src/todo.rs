@@ -19,13 +19,29 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// A preprocessed message, waiting for its todo entry to be removed.
+/// A preprocessed message: its files are written, their writeback started; once [`Prepared::sync`]
+/// has made them durable (and the caller has synced their directories) its todo entry may go.
 #[derive(Debug)]
 pub struct Prepared {
     /// The message id.
     pub id: u64,
     /// Which channel files were created.
     pub channels: [bool; 2],
+    /// The info and channel files still to be synced, with their names.
+    unsynced: Vec<(File, String)>,
+}
+
+impl Prepared {
+    /// fsyncs every file of the message. The engine calls this for a whole batch only after all
+    /// of the batch's files were written, so one journal commit can carry many of them; the
+    /// order that matters is unchanged: file syncs, then directory syncs, then todo/ removal.
+    pub fn sync(&mut self) -> Result<(), Vec<u8>> {
+        for (f, p) in self.unsynced.drain(..) {
+            f.sync_all()
+                .map_err(|_| format!("warning: trouble fsyncing {p}\n").into_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 /// Log lines produced while preparing, in order (the caller writes them).
@@ -46,9 +62,9 @@ fn remove_if_there(path: &str) -> io::Result<()> {
     }
 }
 
-/// Writes info/ and the channel files of message `id` and fsyncs them. On failure the warning to
-/// log is returned and the todo entry stays for the next scan. `dirs` collects the directories
-/// whose entries changed.
+/// Writes info/ and the channel files of message `id` and starts their writeback; the caller
+/// makes them durable with [`Prepared::sync`]. On failure the warning to log is returned and the
+/// todo entry stays for the next scan. `dirs` collects the directories whose entries changed.
 pub fn prepare(
     id: u64,
     rules: &Rules,
@@ -106,10 +122,9 @@ pub fn prepare(
         }
     }
     dirs.insert(parent(&info));
-    // Every file is written before any is synced. All syncs still happen before this returns,
-    // so before the directory syncs and the removal of todo/ (the caller's order), which is all
-    // the guarantee needs.
-    let mut written = Vec::with_capacity(2);
+    // Every file is written before any is synced (the syncs come later, batch-wide, from
+    // Prepared::sync), before the directory syncs and the removal of todo/.
+    let mut written = Vec::with_capacity(3);
     for c in Channel::ALL {
         if !chan_used[c as usize] {
             continue;
@@ -121,21 +136,16 @@ pub fn prepare(
         dirs.insert(parent(&p));
         written.push((f, p));
     }
+    written.insert(0, (info_file, info));
     // A hint only (durability comes from the syncs): every file's data starts on its way before
     // the first sync waits, so one journal commit can carry them all.
-    let _ = qmail_sys::writeback::start(&info_file);
     for (f, _) in &written {
         let _ = qmail_sys::writeback::start(f);
-    }
-    info_file
-        .sync_all()
-        .map_err(|_| warn("trouble fsyncing", &info))?;
-    for (f, p) in &written {
-        f.sync_all().map_err(|_| warn("trouble fsyncing", p))?;
     }
     Ok(Prepared {
         id,
         channels: chan_used,
+        unsynced: written,
     })
 }
 

@@ -28,6 +28,8 @@ pub mod policy;
 pub mod qmqpd;
 pub mod qmtpd;
 pub mod server;
+#[cfg(test)]
+mod testqueue;
 
 use qmail_proto::reply;
 use std::io::Write;

@@ -161,7 +161,7 @@ pub fn run() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qmtpd::tests::{client, FakeQueue, Queued};
+    use crate::testqueue::{client, FakeQueue, Queued};
 
     fn ns(s: &[u8]) -> Vec<u8> {
         netstring::encode(s)
@@ -203,13 +203,13 @@ mod tests {
                     b"s@a",
                     &[b"u@evil.example", b"v"],
                 ),
-                b"20:Kok 1700000000 qp 77,",
+                b"22:Kok 1700000000 qp 4242,",
                 b"Subject: a\n\nbody\r\n",
                 &[b"u@evil.example", b"v"],
             ),
             (
                 package(b"", b"", &[]),
-                b"20:Kok 1700000000 qp 77,",
+                b"22:Kok 1700000000 qp 4242,",
                 b"",
                 &[],
             ),
@@ -219,7 +219,7 @@ mod tests {
             (package(b"m", b"s", &[b"u\0"]), bad, b"", &[]),
             (
                 package(b"m", b"s", &[&long[..999]]),
-                b"20:Kok 1700000000 qp 77,",
+                b"22:Kok 1700000000 qp 4242,",
                 b"m",
                 &[&long[..999]],
             ),
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn framing_errors_and_limits() {
-        let ok: &[u8] = b"20:Kok 1700000000 qp 77,";
+        let ok: &[u8] = b"22:Kok 1700000000 qp 4242,";
         let table: &[(Vec<u8>, i32, &[u8])] = &[
             // The outer length prefix: at most 100 bytes including its colon.
             ([vec![b'0'; 98], b"7:1:m,0:,,".to_vec()].concat(), 0, ok),

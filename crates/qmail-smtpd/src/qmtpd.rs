@@ -300,77 +300,12 @@ pub fn run() -> i32 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::policy::MoreRcptHosts;
-    use qmail_core::qmail::QueueFailure;
-    use std::cell::RefCell;
-    use std::rc::Rc;
+    use crate::testqueue::{client, FakeQueue, Queued};
 
-    /// What a fake queue job saw.
-    #[derive(Clone, Debug, Default, PartialEq, Eq)]
-    pub(crate) struct Queued {
-        pub message: Vec<u8>,
-        pub failed: bool,
-        pub sender: Vec<u8>,
-        pub recipients: Vec<Vec<u8>>,
-    }
-
-    #[derive(Default)]
-    pub(crate) struct FakeQueue {
-        pub log: Rc<RefCell<Vec<Queued>>>,
-        pub refuse: bool,
-    }
-
-    pub(crate) struct FakeJob(Queued, Rc<RefCell<Vec<Queued>>>);
-
-    impl Job for FakeJob {
-        fn pid(&self) -> u32 {
-            77
-        }
-        fn put(&mut self, bytes: &[u8]) {
-            if !self.0.failed {
-                self.0.message.extend_from_slice(bytes);
-            }
-        }
-        fn fail(&mut self) {
-            self.0.failed = true;
-        }
-        fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
-            self.0.sender = sender.to_vec();
-            self.0.recipients = recipients.to_vec();
-            let failed = self.0.failed;
-            self.1.borrow_mut().push(self.0);
-            if failed {
-                Err(QueueFailure("Zqq read error (#4.3.0)"))
-            } else {
-                Ok(())
-            }
-        }
-    }
-
-    impl Queue for FakeQueue {
-        type Job = FakeJob;
-        fn start(&mut self) -> std::io::Result<FakeJob> {
-            if self.refuse {
-                return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
-            }
-            Ok(FakeJob(Queued::default(), self.log.clone()))
-        }
-    }
-
-    pub(crate) fn client() -> Client {
-        Client {
-            remote_ip: b"192.0.2.1".to_vec(),
-            remote_host: b"client.example".to_vec(),
-            remote_info: None,
-            local: b"mx.example".to_vec(),
-            relay_client: None,
-            databytes: None,
-        }
-    }
-
-    pub(crate) const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMTP; 14 Nov 2023 22:13:20 -0000\n";
+    const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMTP; 14 Nov 2023 22:13:20 -0000\n";
 
     fn ns(s: &[u8]) -> Vec<u8> {
         netstring::encode(s)
@@ -400,7 +335,7 @@ pub(crate) mod tests {
         (code, out, log)
     }
 
-    const OK: &[u8] = b"20:Kok 1700000000 qp 77,";
+    const OK: &[u8] = b"22:Kok 1700000000 qp 4242,";
 
     #[test]
     #[allow(clippy::type_complexity)]

@@ -334,69 +334,7 @@ impl Server<'_> {
 mod tests {
     use super::*;
     use crate::policy::{BadMailFrom, MoreRcptHosts, RcptHosts};
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    /// What a fake queue job saw: message bytes, whether it was failed, envelope.
-    #[derive(Clone, Debug, Default, PartialEq, Eq)]
-    struct Queued {
-        message: Vec<u8>,
-        failed: bool,
-        sender: Vec<u8>,
-        recipients: Vec<Vec<u8>>,
-    }
-
-    #[derive(Default)]
-    struct FakeQueue {
-        log: Rc<RefCell<Vec<Queued>>>,
-        refuse_start: bool,
-        verdict: Option<&'static str>,
-    }
-
-    struct FakeJob {
-        q: Queued,
-        log: Rc<RefCell<Vec<Queued>>>,
-        verdict: Option<&'static str>,
-    }
-
-    impl Job for FakeJob {
-        fn pid(&self) -> u32 {
-            4242
-        }
-        fn put(&mut self, bytes: &[u8]) {
-            if !self.q.failed {
-                self.q.message.extend_from_slice(bytes);
-            }
-        }
-        fn fail(&mut self) {
-            self.q.failed = true;
-        }
-        fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
-            self.q.sender = sender.to_vec();
-            self.q.recipients = recipients.to_vec();
-            let failed = self.q.failed;
-            self.log.borrow_mut().push(self.q);
-            match (failed, self.verdict) {
-                (true, _) => Err(QueueFailure("Zqq read error (#4.3.0)")),
-                (false, Some(v)) => Err(QueueFailure(v)),
-                (false, None) => Ok(()),
-            }
-        }
-    }
-
-    impl Queue for FakeQueue {
-        type Job = FakeJob;
-        fn start(&mut self) -> io::Result<FakeJob> {
-            if self.refuse_start {
-                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
-            }
-            Ok(FakeJob {
-                q: Queued::default(),
-                log: self.log.clone(),
-                verdict: self.verdict,
-            })
-        }
-    }
+    use crate::testqueue::{client, FakeQueue, Queued};
 
     /// Reads at most `step` bytes per call, to exercise every buffer boundary.
     struct Trickle<'a>(&'a [u8], usize);
@@ -424,17 +362,6 @@ mod tests {
                 b"@spam.test".to_vec(),
             ])),
             databytes: 0,
-        }
-    }
-
-    fn client() -> Client {
-        Client {
-            remote_ip: b"192.0.2.1".to_vec(),
-            remote_host: b"client.example".to_vec(),
-            remote_info: None,
-            local: b"mx.example".to_vec(),
-            relay_client: None,
-            databytes: None,
         }
     }
 
@@ -719,13 +646,13 @@ mod tests {
         let input = b"MAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nx\r\n.\r\n";
         let head = format!("{BANNER}250 ok\r\n250 ok\r\n");
         let table: &[(FakeQueue, &str)] = &[
-            (FakeQueue { refuse_start: true, ..Default::default() }, "451 qqt failure (#4.3.0)\r\n502 unimplemented (#5.5.1)\r\n502 unimplemented (#5.5.1)\r\n"),
+            (FakeQueue { refuse: true, ..Default::default() }, "451 qqt failure (#4.3.0)\r\n502 unimplemented (#5.5.1)\r\n502 unimplemented (#5.5.1)\r\n"),
             (FakeQueue { verdict: Some("Zqq write error or disk full (#4.3.0)"), ..Default::default() }, "354 go ahead\r\n451 qq write error or disk full (#4.3.0)\r\n"),
             (FakeQueue { verdict: Some("Denvelope address too long for qq (#5.1.3)"), ..Default::default() }, "354 go ahead\r\n554 envelope address too long for qq (#5.1.3)\r\n"),
         ];
         for (q, want) in table {
             let mut q = FakeQueue {
-                log: Rc::default(),
+                log: Default::default(),
                 ..*q
             };
             let (out, code) = session_with(&config, &client, &mut q, input, usize::MAX);
@@ -733,7 +660,7 @@ mod tests {
         }
         // After qqt failure the transaction is closed.
         let mut q = FakeQueue {
-            refuse_start: true,
+            refuse: true,
             ..Default::default()
         };
         let (out, _) = session_with(

@@ -1,0 +1,86 @@
+//! Test-only stand-ins shared by the unit tests of qmail-smtpd, qmail-qmtpd and qmail-qmqpd: a
+//! fake qmail-queue that records what each job saw, and a typical client.
+
+use crate::config::Client;
+use crate::server::{Job, Queue};
+use qmail_core::qmail::QueueFailure;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// The pid every fake job reports (the `qp` in replies).
+pub(crate) const FAKE_QP: u32 = 4242;
+
+/// What a fake queue job saw: message bytes, whether it was failed, envelope.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Queued {
+    pub message: Vec<u8>,
+    pub failed: bool,
+    pub sender: Vec<u8>,
+    pub recipients: Vec<Vec<u8>>,
+}
+
+/// A fake qmail-queue: refuses to start when `refuse`, answers `verdict` (a qmail-queue result
+/// text) when set, and logs every job.
+#[derive(Default)]
+pub(crate) struct FakeQueue {
+    pub log: Rc<RefCell<Vec<Queued>>>,
+    pub refuse: bool,
+    pub verdict: Option<&'static str>,
+}
+
+pub(crate) struct FakeJob {
+    q: Queued,
+    log: Rc<RefCell<Vec<Queued>>>,
+    verdict: Option<&'static str>,
+}
+
+impl Job for FakeJob {
+    fn pid(&self) -> u32 {
+        FAKE_QP
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        if !self.q.failed {
+            self.q.message.extend_from_slice(bytes);
+        }
+    }
+    fn fail(&mut self) {
+        self.q.failed = true;
+    }
+    fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
+        self.q.sender = sender.to_vec();
+        self.q.recipients = recipients.to_vec();
+        let failed = self.q.failed;
+        self.log.borrow_mut().push(self.q);
+        match (failed, self.verdict) {
+            (true, _) => Err(QueueFailure("Zqq read error (#4.3.0)")),
+            (false, Some(v)) => Err(QueueFailure(v)),
+            (false, None) => Ok(()),
+        }
+    }
+}
+
+impl Queue for FakeQueue {
+    type Job = FakeJob;
+    fn start(&mut self) -> std::io::Result<FakeJob> {
+        if self.refuse {
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        Ok(FakeJob {
+            q: Queued::default(),
+            log: self.log.clone(),
+            verdict: self.verdict,
+        })
+    }
+}
+
+/// A client at 192.0.2.1 (client.example) talking to mx.example, not a relay client.
+pub(crate) fn client() -> Client {
+    Client {
+        remote_ip: b"192.0.2.1".to_vec(),
+        remote_host: b"client.example".to_vec(),
+        remote_info: None,
+        local: b"mx.example".to_vec(),
+        relay_client: None,
+        databytes: None,
+    }
+}

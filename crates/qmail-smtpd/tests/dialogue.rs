@@ -5,48 +5,9 @@
 //! happens inside a private mount namespace with a tmpfs over `/var` (the host's `/var` is never
 //! touched). That needs root; without it the test prints a loud SKIPPED line and passes.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod common;
 
-struct Run {
-    output: String,
-    code: Option<i32>,
-    dir: PathBuf,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Run {
-    fn file(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).unwrap_or_default()
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn skip(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    // Written to the real stderr, not through the test harness's capture, so it is always seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: qmail-smtpd {test}: needs root for a private mount namespace (CI must run this as root)"
-    );
-    true
-}
+use common::{skip, Run};
 
 /// Runs qmail-smtpd with `controls` in a fresh /var/qmail/control and `input` on stdin.
 fn run(
@@ -56,63 +17,8 @@ fn run(
     input: &[u8],
     close_input: bool,
 ) -> Run {
-    let dir = std::env::temp_dir().join(format!("qmail-smtpd-it-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("control")).unwrap();
-    for (file, body) in controls {
-        std::fs::write(dir.join("control").join(file), body).unwrap();
-        if *file == "morercpthosts" {
-            // What qmail-newmrh would make: lowercased keys, empty data.
-            let mut cdb = qmail_cdb::Builder::new();
-            for line in body.lines().filter(|l| !l.is_empty()) {
-                cdb.add(line.to_ascii_lowercase().as_bytes(), b"").unwrap();
-            }
-            std::fs::write(dir.join("control/morercpthosts.cdb"), cdb.finish()).unwrap();
-        }
-    }
-    let queue = dir.join("fake-queue");
-    let d = dir.display();
-    std::fs::write(&queue, format!("#!/bin/sh\necho $$ > {d}/pid\npwd > {d}/cwd\ncat > {d}/message && cat 0<&1 > {d}/envelope\n")).unwrap();
-    std::fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let script = format!(
-        "mount -t tmpfs none /var && mkdir -p /var/qmail && cp -r {d}/control /var/qmail/control && exec {}",
-        env!("CARGO_BIN_EXE_qmail-smtpd")
-    );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-    cmd.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("QMAILQUEUE", &queue);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("unshare");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).unwrap();
-    let keep = if close_input {
-        drop(stdin);
-        None
-    } else {
-        Some(stdin)
-    };
-    let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
-    let status = child.wait().unwrap();
-    drop(keep);
-    Run {
-        output,
-        code: status.code(),
-        dir,
-    }
+    let program = env!("CARGO_BIN_EXE_qmail-smtpd");
+    common::run(name, program, controls, env, input, close_input)
 }
 
 fn now() -> i64 {
@@ -173,8 +79,8 @@ RCPT TO:<n@a.wild.example>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\n8-bi
     let r = run("dialogue", CONTROLS, ENV, input, true);
     let after = now();
     let pid = String::from_utf8(r.file("pid")).unwrap().trim().to_string();
-    let accepted = r
-        .output
+    let output = r.text();
+    let accepted = output
         .lines()
         .find(|l| l.starts_with("250 ok ") && l.contains(" qp "))
         .unwrap_or("")
@@ -192,7 +98,7 @@ RCPT TO:<n@a.wild.example>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\n8-bi
 553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n\
 553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n250 ok\r\n354 go ahead\r\n250 ok {when} qp {pid}\r\n221 {greet}\r\n"
     );
-    assert_eq!(r.output, want);
+    assert_eq!(r.text(), want);
     assert_eq!(r.code, Some(0));
     assert_eq!(r.file("cwd"), b"/var/qmail\n");
     let message = r.file("message");
@@ -223,7 +129,7 @@ fn bare_lf_relayclient_databytes_and_timeout() {
         true,
     );
     let greet = "220 mx.example Hi there ESMTP\r\n";
-    assert_eq!(r.output, format!("{greet}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"));
+    assert_eq!(r.text(), format!("{greet}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"));
     assert_eq!(r.code, Some(1));
     assert!(r.file("envelope").is_empty(), "nothing was queued");
 
@@ -234,7 +140,8 @@ fn bare_lf_relayclient_databytes_and_timeout() {
         .collect();
     let input = b"EHLO client.example\r\nMAIL FROM:<>\r\nRCPT TO:<u@evil.example>\r\nDATA\r\n123456\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<u>\r\nDATA\r\n1234\r\n.\r\nQUIT\r\n";
     let r = run("relay", CONTROLS, &env, input, true);
-    let lines: Vec<&str> = r.output.split("\r\n").collect();
+    let output = r.text();
+    let lines: Vec<&str> = output.split("\r\n").collect();
     assert_eq!(
         lines[1..5],
         [
@@ -254,7 +161,7 @@ fn bare_lf_relayclient_databytes_and_timeout() {
         ]
     );
     assert_eq!(lines[9..12], ["250 ok", "250 ok", "354 go ahead"]);
-    assert!(lines[12].starts_with("250 ok "), "{}", r.output);
+    assert!(lines[12].starts_with("250 ok "), "{}", r.text());
     assert_eq!(r.file("envelope"), b"F\0Tu@relay\0\0");
     assert!(r
         .file("message")
@@ -268,13 +175,13 @@ fn bare_lf_relayclient_databytes_and_timeout() {
     let start = std::time::Instant::now();
     let r = run("timeout", &controls, ENV, b"NOOP\r\n", false);
     assert_eq!(
-        r.output,
+        r.text(),
         format!("{greet}250 ok\r\n451 timeout (#4.4.2)\r\n")
     );
     assert_eq!(r.code, Some(1));
     assert!(start.elapsed() < std::time::Duration::from_secs(30));
 
     let r = run("nocontrols", &[], ENV, b"QUIT\r\n", true);
-    assert_eq!(r.output, "421 unable to read controls (#4.3.0)\r\n");
+    assert_eq!(r.text(), "421 unable to read controls (#4.3.0)\r\n");
     assert_eq!(r.code, Some(1));
 }

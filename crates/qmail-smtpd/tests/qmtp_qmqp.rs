@@ -5,48 +5,11 @@
 //! `/var/qmail/control` (the host's `/var` is never touched). That needs root; without it each
 //! test prints a loud SKIPPED line and passes.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod common;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use common::{skip, Run};
 
-fn skip(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: qmail-smtpd {test}: needs root for a private mount namespace (CI must run this as root)"
-    );
-    true
-}
-
-struct Run {
-    output: Vec<u8>,
-    code: Option<i32>,
-    dir: PathBuf,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Run {
-    fn file(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).unwrap_or_default()
-    }
-}
-
+/// Runs `program` as a client at 192.0.2.1 (client.example) talking to mx.example.
 fn run(
     name: &str,
     program: &str,
@@ -54,51 +17,13 @@ fn run(
     env: &[(&str, &str)],
     input: &[u8],
 ) -> Run {
-    let dir = std::env::temp_dir().join(format!("qmail-qmtp-it-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("control")).unwrap();
-    for (file, body) in controls {
-        std::fs::write(dir.join("control").join(file), body).unwrap();
-    }
-    let queue = dir.join("fake-queue");
-    let d = dir.display();
-    std::fs::write(
-        &queue,
-        format!("#!/bin/sh\necho $$ > {d}/pid\npwd > {d}/cwd\ncat > {d}/message && cat 0<&1 > {d}/envelope\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let script = format!(
-        "mount -t tmpfs none /var && mkdir -p /var/qmail && cp -r {d}/control /var/qmail/control && exec {program}"
-    );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-    cmd.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("QMAILQUEUE", &queue)
-        .env("TCPREMOTEIP", "192.0.2.1")
-        .env("TCPREMOTEHOST", "client.example")
-        .env("TCPLOCALHOST", "mx.example");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("unshare");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).unwrap();
-    drop(stdin);
-    let mut output = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut output)
-        .unwrap();
-    let code = child.wait().unwrap().code();
-    Run { output, code, dir }
+    let mut all = vec![
+        ("TCPREMOTEIP", "192.0.2.1"),
+        ("TCPREMOTEHOST", "client.example"),
+        ("TCPLOCALHOST", "mx.example"),
+    ];
+    all.extend_from_slice(env);
+    common::run(name, program, controls, &all, input, true)
 }
 
 fn ns(s: &[u8]) -> Vec<u8> {

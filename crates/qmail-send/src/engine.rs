@@ -908,7 +908,7 @@ impl Engine {
     }
 
     fn reread(&mut self) {
-        for name in self.cfg.reread(&self.controls.clone()) {
+        for name in self.cfg.reread(&self.controls) {
             self.log
                 .put(&[format!("alert: unable to reread control/{name}\n").as_bytes()]);
         }

@@ -17,11 +17,6 @@ use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-/// qmail-send's descriptors 1..=6 (pipe ends) and the descriptors the children get.
-struct Pipes {
-    ends: Vec<(OwnedFd, OwnedFd)>,
-}
-
 fn pipe() -> Option<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()
 }
@@ -91,12 +86,10 @@ fn start_all(args: &[OsString]) -> Option<std::io::Error> {
         logger_pipe = None;
     }
 
-    let mut pipes = Pipes { ends: Vec::new() };
-    for _ in 0..6 {
-        pipes.ends.push(pipe()?);
-    }
-    let read = |i: usize| pipes.ends[i].0.as_raw_fd();
-    let write = |i: usize| pipes.ends[i].1.as_raw_fd();
+    // The six pipes between qmail-send and its three children, as (read end, write end).
+    let pipes = (0..6).map(|_| pipe()).collect::<Option<Vec<_>>>()?;
+    let read = |i: usize| pipes[i].0.as_raw_fd();
+    let write = |i: usize| pipes[i].1.as_raw_fd();
     start(
         "qmail-lspawn",
         &[default_delivery],

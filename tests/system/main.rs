@@ -2,6 +2,7 @@
 //! run as a real qmail. One module per program or scenario. Run as root; as non-root each test
 //! prints a loud SKIPPED line (and fails when QMAIL_REQUIRE_SYSTEM_TESTS=1, as in CI).
 
+mod crash;
 mod inject;
 mod install_tree;
 mod local;

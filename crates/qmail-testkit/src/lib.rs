@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod helper;
 pub mod holder;
 pub mod mail;
+pub mod procs;
 pub mod sandbox;
 pub mod services;
 

@@ -8,7 +8,8 @@
 //! * `up [--no-build] [--host FQDN] [--admin USER]`: installs missing daemontools/ucspi-tcp,
 //!   builds a release, installs it with its users, configures and starts qmail (up.rs);
 //! * `test`: the CI entry point (test.rs);
-//! * `fuzz [--seconds N] [TARGET...]`: the fuzz harness of tests/fuzz (fuzz.rs);
+//! * `fuzz [--engine mutate|libfuzzer] [--seconds N] [TARGET...]`: the fuzz harness of tests/fuzz
+//!   (fuzz.rs);
 //! * `bench [--quick] [--rounds N] [--out DIR]`: ours side by side with Postfix (bench.rs).
 //!
 //! Arguments are parsed by hand (no clap, as everywhere in qmail-rs).
@@ -108,7 +109,7 @@ const USAGE: &str =
        cargo xtask up [--no-build] [--bin-dir DIR] [--host FQDN] [--admin USER]
                       [--passwd-file FILE --group-file FILE [--first-id N]]
        cargo xtask test
-       cargo xtask fuzz [--seconds N] [--seed S] [TARGET...]
+       cargo xtask fuzz [--engine mutate|libfuzzer] [--seconds N] [--seed S] [TARGET...]
        cargo xtask bench [--quick] [--rounds N] [--out DIR] [--bin-dir DIR]
        cargo xtask tidy";
 

@@ -9,12 +9,15 @@
 //! ([`driver::run`]) starts from each target's seed corpus and applies random mutations drawn from
 //! a seeded xorshift generator ([`rng::Rng`]), so a run with a given seed produces the same input
 //! sequence every time; a failing input is written to `artifacts/<target>/` and becomes a
-//! regression file under `regressions/<target>/`, replayed by the crate's tests.
+//! regression file under `regressions/<target>/`, replayed by the crate's tests. The same targets
+//! also run under libFuzzer, coverage-guided, through [`libfuzzer`] and the package in
+//! `tests/fuzz/libfuzzer` (`cargo xtask fuzz --engine libfuzzer`).
 //!
 //! Trust: every input here is hostile by construction; the harness itself trusts nothing it reads
 //! except the regression files it ships.
 
 pub mod driver;
+pub mod libfuzzer;
 pub mod more;
 pub mod mutate;
 pub mod rng;

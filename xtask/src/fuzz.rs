@@ -35,6 +35,9 @@ pub const SMOKE_SECONDS: u64 = 2;
 /// Seconds per target of libFuzzer in `cargo xtask test`.
 pub const LIBFUZZER_SMOKE_SECONDS: u64 = 1;
 
+/// Most seconds libFuzzer may take to find the planted bug of the self-check (it takes 2-3).
+pub const SELFCHECK_SECONDS: u64 = 60;
+
 /// Seconds per target of `cargo xtask fuzz` without `--seconds`.
 pub const DEFAULT_SECONDS: u64 = 60;
 
@@ -227,6 +230,46 @@ fn host_triple() -> Result<String, String> {
         .ok_or_else(|| "rustc -vV names no host".to_string())
 }
 
+/// Runs the planted-bug target (`selfcheck`, see qmail_fuzz::libfuzzer) from an empty corpus with
+/// a fixed seed: libFuzzer must find it within [`SELFCHECK_SECONDS`], which it only does when the
+/// build carries coverage and comparison instrumentation.
+fn selfcheck(bin: &Path, dir: &Path) -> Result<(), String> {
+    let work = dir.join("selfcheck");
+    let _ = std::fs::remove_dir_all(&work);
+    let corpus = work.join("corpus");
+    std::fs::create_dir_all(&corpus)
+        .map_err(|e| format!("unable to create {}: {e}", corpus.display()))?;
+    let mut args = libfuzzer_args(SELFCHECK_SECONDS, 64, Some(1), &work, &corpus);
+    args.insert(0, "-timeout=10".to_string());
+    let t = Instant::now();
+    let out = Command::new(bin)
+        .args(args)
+        .env("QMAIL_FUZZ_TARGET", "selfcheck")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unable to run {}: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let found = !out.status.success() && text.contains("selfcheck: planted bug found");
+    let s = stats(&text);
+    println!(
+        "libfuzzer: {:<16} planted bug {} after {} runs in {:.1?} (cov {})",
+        "selfcheck",
+        if found { "found" } else { "NOT FOUND" },
+        s.runs.unwrap_or(0),
+        t.elapsed(),
+        s.end.map(|e| e.0).unwrap_or(0)
+    );
+    if found {
+        Ok(())
+    } else {
+        let _ = std::fs::write(work.join("log"), text.as_bytes());
+        Err(format!(
+            "libFuzzer did not find the planted bug: is the build instrumented? (log in {})",
+            work.join("log").display()
+        ))
+    }
+}
+
 /// Builds the libFuzzer binary and runs the targets; true if it ran and found nothing.
 pub fn fuzz_libfuzzer(root: &Path, args: &FuzzArgs) -> bool {
     match libfuzzer_run(root, args) {
@@ -273,6 +316,7 @@ fn libfuzzer_run(root: &Path, args: &FuzzArgs) -> Result<bool, String> {
             ));
         }
     }
+    selfcheck(&bin, &dir)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)
         .map_err(|e| format!("unable to create {}: {e}", logs.display()))?;

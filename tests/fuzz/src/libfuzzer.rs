@@ -20,6 +20,37 @@ use std::sync::OnceLock;
 /// The environment variable that names the target; the value `list` prints the targets instead.
 pub const TARGET_VAR: &str = "QMAIL_FUZZ_TARGET";
 
+/// What the self-check target panics with.
+pub const SELFCHECK_FINDING: &str = "selfcheck: planted bug found";
+
+/// The engine's self-check, `QMAIL_FUZZ_TARGET=selfcheck` (not in [`TARGETS`]): a planted bug
+/// behind a 64-bit magic number and five more bytes, which blind mutation practically never
+/// builds (one chance in 2^104 per input) while libFuzzer's comparison tracing and edge coverage
+/// reach it in seconds. `cargo xtask test` runs it to prove the build really is instrumented.
+pub const SELFCHECK: Target = Target {
+    name: "selfcheck",
+    what: "planted bug behind a 64-bit magic number: proves coverage guidance works",
+    run: selfcheck,
+    seeds: &[b"0123456789abc"],
+    max_len: 64,
+};
+
+fn selfcheck(data: &[u8]) {
+    let Some((magic, rest)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    if u64::from_le_bytes(*magic) != 0x7372_2d6c_6961_6d71 {
+        return;
+    }
+    // Byte by byte, so that each step is a new edge for the fuzzer to keep.
+    for (i, want) in b"fuzz!".iter().enumerate() {
+        if rest.get(i) != Some(want) {
+            return;
+        }
+    }
+    panic!("{SELFCHECK_FINDING}");
+}
+
 static SELECTED: OnceLock<&'static Target> = OnceLock::new();
 
 /// Where the regression inputs live (`tests/fuzz/regressions`).
@@ -84,7 +115,12 @@ pub fn init() {
         let _ = std::io::stdout().flush();
         std::process::exit(0);
     }
-    let Some(target) = find(&name) else {
+    let found = if name == SELFCHECK.name {
+        Some(&SELFCHECK)
+    } else {
+        find(&name)
+    };
+    let Some(target) = found else {
         die(
             100,
             &format!("set {TARGET_VAR} to a target name (or to list); got {name:?}"),
@@ -120,6 +156,28 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn selfcheck_panics_only_on_its_input() {
+        let mut hit = 0x7372_2d6c_6961_6d71u64.to_le_bytes().to_vec();
+        hit.extend_from_slice(b"fuzz!");
+        assert_eq!(&hit[..8], b"qmail-rs");
+        let fine: &[&[u8]] = &[
+            b"",
+            b"qmail-rs",
+            b"qmail-rsfuzz",
+            b"qmail-rsfuzz?",
+            b"qmail-rxfuzz!",
+        ];
+        for f in fine {
+            selfcheck(f);
+        }
+        for cut in 0..hit.len() {
+            selfcheck(&hit[..cut]);
+        }
+        let r = std::panic::catch_unwind(|| selfcheck(&hit));
+        assert!(r.is_err());
     }
 
     #[test]

@@ -19,6 +19,25 @@ pub struct Run {
     pub delivered_s: f64,
     /// Messages per second, end to end.
     pub delivered_per_s: f64,
+    /// CPU time the whole machine spent per message over the run (load generator included).
+    pub cpu_ms_per_msg: f64,
+}
+
+/// CPU seconds the machine has spent busy since boot: /proc/stat's first line, user + nice +
+/// system + irq + softirq (idle, iowait and steal left out), in USER_HZ ticks, 100 on Linux.
+pub fn busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    busy_of(stat.lines().next().unwrap_or(""))
+}
+
+fn busy_of(cpu_line: &str) -> f64 {
+    let v: Vec<f64> = cpu_line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    (at(0) + at(1) + at(2) + at(5) + at(6)) / 100.0
 }
 
 const LIMIT: Duration = Duration::from_secs(1200);
@@ -37,6 +56,7 @@ fn wait(what: &str, mut done: impl FnMut() -> bool) {
 pub fn smtp_in(mta: &Mta, sessions: usize, n: usize, size: usize) -> Run {
     mta.clear_maildirs();
     let start = Instant::now();
+    let busy = busy_seconds();
     let out = mta
         .sb
         .command("/usr/sbin/smtp-source")
@@ -73,6 +93,7 @@ pub fn smtp_in(mta: &Mta, sessions: usize, n: usize, size: usize) -> Run {
         accepted_per_s: n as f64 / accepted,
         delivered_s: delivered,
         delivered_per_s: n as f64 / delivered,
+        cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
     }
 }
 
@@ -131,6 +152,7 @@ pub fn inject(mta: &Mta, n: usize, threads: usize, rcpt: &str) -> f64 {
 pub fn local_injection(mta: &Mta, n: usize, threads: usize) -> Run {
     mta.clear_maildirs();
     let start = Instant::now();
+    let busy = busy_seconds();
     let injected = inject(mta, n, threads, "bob@test.example");
     wait("local delivery", || mta.delivered() >= n);
     let total = start.elapsed().as_secs_f64();
@@ -138,6 +160,7 @@ pub fn local_injection(mta: &Mta, n: usize, threads: usize) -> Run {
         accepted_per_s: n as f64 / injected,
         delivered_s: total,
         delivered_per_s: n as f64 / total,
+        cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
     }
 }
 
@@ -145,6 +168,7 @@ pub fn local_injection(mta: &Mta, n: usize, threads: usize) -> Run {
 /// smtp-sink on 127.0.0.2; timed until the queue is empty.
 pub fn remote(mta: &Mta, n: usize, threads: usize) -> Run {
     let start = Instant::now();
+    let busy = busy_seconds();
     let injected = inject(mta, n, threads, "someone@example.net");
     wait("remote delivery", || mta.queued() == 0);
     let total = start.elapsed().as_secs_f64();
@@ -152,6 +176,7 @@ pub fn remote(mta: &Mta, n: usize, threads: usize) -> Run {
         accepted_per_s: n as f64 / injected,
         delivered_s: total,
         delivered_per_s: n as f64 / total,
+        cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
     }
 }
 
@@ -345,6 +370,10 @@ x<y> fsync(1) = 0\n";
     for (input, want) in cases {
         assert_eq!(sink_count(input), *want, "{input:?}");
     }
+    // user nice system idle iowait irq softirq steal: busy leaves out idle, iowait and steal.
+    assert_eq!(busy_of("cpu  100 20 300 9999 77 4 6 55 0 0"), 4.3);
+    assert_eq!(busy_of("cpu"), 0.0);
+    assert_eq!(busy_of(""), 0.0);
     let line = b"sess=1 quit=1 mesg=345\r";
     for cut in 0..line.len() {
         let _ = sink_count(&line[..cut]);

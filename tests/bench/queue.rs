@@ -72,10 +72,29 @@ impl Params {
                 probe_secs: 3.0,
             }
         };
+        // `QMAIL_BENCH_SMTP=2048:20:1500,...` (size:sessions:messages) replaces the SMTP rows.
+        if let Ok(rows) = std::env::var("QMAIL_BENCH_SMTP") {
+            p.smtp = rows
+                .split(',')
+                .filter_map(|row| {
+                    let v: Vec<usize> = row.split(':').filter_map(|x| x.parse().ok()).collect();
+                    (v.len() == 3).then(|| (v[0], v[1], v[2]))
+                })
+                .collect();
+        }
         if let Some(r) = env_num("QMAIL_BENCH_ROUNDS") {
             p.rounds = r.max(1);
         }
         p
+    }
+}
+
+/// `QMAIL_BENCH_ONLY=smtp,local,...` limits a run to some sections (limit, smtp, local, remote,
+/// fsync, backlog, rss); unset runs them all. For working on one row, never for doc/bench.md.
+fn section(name: &str) -> bool {
+    match std::env::var("QMAIL_BENCH_ONLY") {
+        Ok(list) => list.split(',').any(|s| s.trim() == name),
+        Err(_) => true,
     }
 }
 
@@ -113,11 +132,14 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench: unable to create the storage directory");
     // The storage directory is on the host: remove it however the run ends.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mtas = [
-            Mta::start(Kind::Ours, &format!("{base}/ours")),
-            Mta::start(Kind::Postfix, &format!("{base}/postfix")),
-        ];
-        eprintln!("bench: both MTAs up after {:.1?}", started.elapsed());
+        // `QMAIL_BENCH_MTA=ours` (or postfix) measures one side only, for working on one row.
+        let only = std::env::var("QMAIL_BENCH_MTA").unwrap_or_default();
+        let mtas: Vec<Mta> = [Kind::Ours, Kind::Postfix]
+            .into_iter()
+            .filter(|k| only.is_empty() || only == k.name())
+            .map(|k| Mta::start(k, &format!("{base}/{}", k.name())))
+            .collect();
+        eprintln!("bench: MTAs up after {:.1?}", started.elapsed());
         run_all(&p, &mtas, &base);
     }));
     let _ = std::fs::remove_dir_all(&base);
@@ -127,180 +149,210 @@ fn main() {
     eprintln!("bench: done in {:.1?}", started.elapsed());
 }
 
-fn run_all(p: &Params, mtas: &[Mta; 2], base: &str) {
+fn run_all(p: &Params, mtas: &[Mta], base: &str) {
     // 4a. The storage limit, on the file system holding both MTAs' queues and maildirs.
-    for _ in 0..p.rounds {
-        for threads in [1, 20] {
-            let probe = fsync_probe(std::path::Path::new(base), threads, p.probe_secs);
-            sample(
-                &format!("limit_fsync_{threads}"),
-                &format!("disk limit: write+fsync+link in one directory, {threads} writer(s)"),
-                "fsync/s",
-                "high",
-                "disk",
-                probe,
-            );
+    if section("limit") {
+        for _ in 0..p.rounds {
+            for threads in [1, 20] {
+                let probe = fsync_probe(std::path::Path::new(base), threads, p.probe_secs);
+                sample(
+                    &format!("limit_fsync_{threads}"),
+                    &format!("disk limit: write+fsync+link in one directory, {threads} writer(s)"),
+                    "fsync/s",
+                    "high",
+                    "disk",
+                    probe,
+                );
+            }
         }
     }
 
     // 1. SMTP in -> Maildir/new, with the SMTP server's peak RSS on the first round.
-    for &(size, sessions, n) in &p.smtp {
-        for round in 0..p.rounds {
-            for mta in mtas {
-                let (smtpd, _) = mta.daemons();
-                let (run, rss) =
-                    peak_rss_during(mta, smtpd, || measure::smtp_in(mta, sessions, n, size));
-                eprintln!(
-                    "bench: smtp {} KiB x{sessions} round {round} {}: {run:?}",
-                    kib(size),
-                    mta.kind.name()
-                );
-                let id = format!("smtp_{}k_{sessions}", kib(size));
-                let what = format!(
-                    "SMTP in, {} KiB, {sessions} session(s), {n} msgs",
-                    kib(size)
-                );
-                sample(
-                    &format!("{id}_accept"),
-                    &format!("{what}: accepted"),
-                    "msg/s",
-                    "high",
-                    mta.kind.name(),
-                    run.accepted_per_s,
-                );
-                sample(
-                    &format!("{id}_deliver"),
-                    &format!("{what}: until the last is in Maildir/new"),
-                    "s",
-                    "low",
-                    mta.kind.name(),
-                    run.delivered_s,
-                );
-                if rss > 0 && sessions == 100 && size == 2048 {
+    if section("smtp") {
+        for &(size, sessions, n) in &p.smtp {
+            for round in 0..p.rounds {
+                for mta in mtas {
+                    let (smtpd, _) = mta.daemons();
+                    let (run, rss) =
+                        peak_rss_during(mta, smtpd, || measure::smtp_in(mta, sessions, n, size));
+                    eprintln!(
+                        "bench: smtp {} KiB x{sessions} round {round} {}: {run:?}",
+                        kib(size),
+                        mta.kind.name()
+                    );
+                    let id = format!("smtp_{}k_{sessions}", kib(size));
+                    let what = format!(
+                        "SMTP in, {} KiB, {sessions} session(s), {n} msgs",
+                        kib(size)
+                    );
                     sample(
-                        "rss_smtpd",
-                        "peak RSS of one SMTP server process (qmail-smtpd / smtpd), 100 sessions",
-                        "KiB",
+                        &format!("{id}_accept"),
+                        &format!("{what}: accepted"),
+                        "msg/s",
+                        "high",
+                        mta.kind.name(),
+                        run.accepted_per_s,
+                    );
+                    sample(
+                        &format!("{id}_deliver"),
+                        &format!("{what}: until the last is in Maildir/new"),
+                        "s",
                         "low",
                         mta.kind.name(),
-                        rss as f64,
+                        run.delivered_s,
                     );
+                    sample(
+                        &format!("{id}_cpu"),
+                        &format!("{what}: CPU time per message, whole machine"),
+                        "ms/msg",
+                        "low",
+                        mta.kind.name(),
+                        run.cpu_ms_per_msg,
+                    );
+                    if rss > 0 && sessions == 100 && size == 2048 {
+                        sample(
+                            "rss_smtpd",
+                            "peak RSS of one SMTP server process (qmail-smtpd / smtpd), 100 sessions",
+                            "KiB",
+                            "low",
+                            mta.kind.name(),
+                            rss as f64,
+                        );
+                    }
                 }
             }
         }
     }
 
     // 2. Local injection through sendmail, until delivered.
-    for round in 0..p.rounds {
-        for mta in mtas {
-            let run = measure::local_injection(mta, p.local, p.injectors);
-            eprintln!("bench: sendmail round {round} {}: {run:?}", mta.kind.name());
-            report_run(
-                "local",
-                &format!(
-                    "sendmail, {} msgs from {} injectors to one local Maildir",
-                    p.local, p.injectors
-                ),
-                mta,
-                &run,
-            );
+    if section("local") {
+        for round in 0..p.rounds {
+            for mta in mtas {
+                let run = measure::local_injection(mta, p.local, p.injectors);
+                eprintln!("bench: sendmail round {round} {}: {run:?}", mta.kind.name());
+                report_run(
+                    "local",
+                    &format!(
+                        "sendmail, {} msgs from {} injectors to one local Maildir",
+                        p.local, p.injectors
+                    ),
+                    mta,
+                    &run,
+                );
+            }
         }
     }
 
     // 3. Remote delivery to smtp-sink on 127.0.0.2.
-    for mta in mtas {
-        measure::start_sink(mta);
-    }
-    for round in 0..p.rounds {
+    if section("remote") {
         for mta in mtas {
-            let before = sink(mta);
-            let run = measure::remote(mta, p.remote, p.injectors);
-            let got = sink(mta).saturating_sub(before);
-            let bounces = mta::count(&mta.sb.path("/home/alice/Maildir/new"));
-            eprintln!(
-                "bench: remote round {round} {}: {run:?}, smtp-sink counted {got}",
-                mta.kind.name()
-            );
-            assert!(
-                got >= p.remote as u64 && bounces == 0,
-                "bench: smtp-sink received {got} of {} from {} ({bounces} bounces)",
-                p.remote,
-                mta.kind.name()
-            );
-            report_run(
-                "remote",
-                &format!(
-                    "remote delivery to smtp-sink on 127.0.0.2, {} msgs",
-                    p.remote
-                ),
-                mta,
-                &run,
-            );
+            measure::start_sink(mta);
+        }
+        for round in 0..p.rounds {
+            for mta in mtas {
+                let before = sink(mta);
+                let run = measure::remote(mta, p.remote, p.injectors);
+                let got = sink(mta).saturating_sub(before);
+                let bounces = mta::count(&mta.sb.path("/home/alice/Maildir/new"));
+                eprintln!(
+                    "bench: remote round {round} {}: {run:?}, smtp-sink counted {got}",
+                    mta.kind.name()
+                );
+                assert!(
+                    got >= p.remote as u64 && bounces == 0,
+                    "bench: smtp-sink received {got} of {} from {} ({bounces} bounces)",
+                    p.remote,
+                    mta.kind.name()
+                );
+                report_run(
+                    "remote",
+                    &format!(
+                        "remote delivery to smtp-sink on 127.0.0.2, {} msgs",
+                        p.remote
+                    ),
+                    mta,
+                    &run,
+                );
+            }
         }
     }
 
     // 4b. fsyncs per message (SMTP in -> Maildir), counted by strace in a separate round.
-    for mta in mtas {
-        let per = measure::fsyncs_per_message(mta, p.strace);
-        let total: f64 = per.values().sum();
-        eprintln!(
-            "bench: {} fsyncs per message: {total:.2} {per:?}",
-            mta.kind.name()
-        );
-        sample(
-            "fsync_per_msg",
-            "sync calls per message, SMTP in -> Maildir (strace -f)",
-            "fsync/msg",
-            "low",
-            mta.kind.name(),
-            total,
-        );
-        for (comm, v) in per {
+    if section("fsync") {
+        for mta in mtas {
+            let per = measure::fsyncs_per_message(mta, p.strace);
+            let total: f64 = per.values().sum();
+            eprintln!(
+                "bench: {} fsyncs per message: {total:.2} {per:?}",
+                mta.kind.name()
+            );
             sample(
-                &format!("fsync_per_msg_{comm}"),
-                &format!("... of which by {comm}"),
+                "fsync_per_msg",
+                "sync calls per message, SMTP in -> Maildir (strace -f)",
                 "fsync/msg",
                 "low",
                 mta.kind.name(),
-                v,
+                total,
             );
+            for (comm, v) in per {
+                sample(
+                    &format!("fsync_per_msg_{comm}"),
+                    &format!("... of which by {comm}"),
+                    "fsync/msg",
+                    "low",
+                    mta.kind.name(),
+                    v,
+                );
+            }
         }
     }
 
     // Issue 3: qmail-queue -> qmail-send -> Maildir with 20 injectors, todo/ backlog (ours).
-    backlog(&mtas[0], p.backlog, 20);
+    if section("backlog") && mtas[0].kind == Kind::Ours {
+        backlog(&mtas[0], p.backlog, 20);
+    }
 
     // 5b. The queue manager's peak RSS with a large queue held back (destination refuses).
-    for mta in mtas {
-        mta.relay_to("127.0.0.3");
-        let (_, queue) = mta.daemons();
-        let t = Instant::now();
-        measure::inject(mta, p.big_queue, p.injectors, "held@example.net");
-        mta.sb
-            .wait_until(Duration::from_secs(120), || mta.queued() >= p.big_queue);
-        std::thread::sleep(Duration::from_secs(3));
-        let rss = mta.hwm(queue).into_iter().max().unwrap_or(0);
-        eprintln!(
-            "bench: {} {queue} VmHWM {rss} kB with {} queued ({:.1?})",
-            mta.kind.name(),
-            mta.queued(),
-            t.elapsed()
-        );
-        sample(
-            "rss_queue",
-            &format!(
-                "peak RSS of the queue manager (qmail-send / qmgr), {} msgs queued",
-                p.big_queue
-            ),
-            "KiB",
-            "low",
-            mta.kind.name(),
-            rss as f64,
-        );
+    if section("rss") {
+        for mta in mtas {
+            mta.relay_to("127.0.0.3");
+            let (_, queue) = mta.daemons();
+            let t = Instant::now();
+            measure::inject(mta, p.big_queue, p.injectors, "held@example.net");
+            mta.sb
+                .wait_until(Duration::from_secs(120), || mta.queued() >= p.big_queue);
+            std::thread::sleep(Duration::from_secs(3));
+            let rss = mta.hwm(queue).into_iter().max().unwrap_or(0);
+            eprintln!(
+                "bench: {} {queue} VmHWM {rss} kB with {} queued ({:.1?})",
+                mta.kind.name(),
+                mta.queued(),
+                t.elapsed()
+            );
+            sample(
+                "rss_queue",
+                &format!(
+                    "peak RSS of the queue manager (qmail-send / qmgr), {} msgs queued",
+                    p.big_queue
+                ),
+                "KiB",
+                "low",
+                mta.kind.name(),
+                rss as f64,
+            );
+        }
     }
 }
 
 fn report_run(id: &str, what: &str, mta: &Mta, run: &Run) {
+    sample(
+        &format!("{id}_cpu"),
+        &format!("{what}: CPU time per message, whole machine"),
+        "ms/msg",
+        "low",
+        mta.kind.name(),
+        run.cpu_ms_per_msg,
+    );
     sample(
         &format!("{id}_rate"),
         &format!("{what}: delivered"),

@@ -180,6 +180,44 @@ pub fn remote(mta: &Mta, n: usize, threads: usize) -> Run {
     }
 }
 
+/// Microseconds of wall-clock time for one fork + exec + exit + wait of `program` (argv just its
+/// name, stdin/stdout/stderr on /dev/null), through qmail-sys's spawn as qmail-lspawn uses it;
+/// the median of `n`, on an otherwise idle machine.
+pub fn spawn_cost_us(program: &Path, n: usize) -> f64 {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .expect("bench: /dev/null");
+    let fd = null.as_raw_fd();
+    let path = CString::new(program.as_os_str().as_bytes()).expect("bench: program path");
+    let argv = [path.clone()];
+    let env: [CString; 0] = [];
+    let cmd = qmail_sys::spawn::Command {
+        program: &path,
+        argv: &argv,
+        env: Some(&env),
+        fds: &[(0, fd), (1, fd), (2, fd)],
+        close: &[],
+        identity: None,
+        chdir: None,
+        fail_codes: (111, 111),
+    };
+    let mut times: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let pid = qmail_sys::spawn::spawn(&cmd).expect("bench: spawn");
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 /// Starts smtp-sink on 127.0.0.2:25 inside the sandbox, counting transactions into
 /// /tmp/sink.out.
 pub fn start_sink(mta: &Mta) {

@@ -167,6 +167,31 @@ fn run_all(p: &Params, mtas: &[Mta], base: &str) {
         }
     }
 
+    // 4c. What one program start costs here: qmail's design starts four per SMTP message
+    // (qmail-smtpd, qmail-queue, qmail-getpw, qmail-local); Postfix reuses its daemons.
+    if section("limit") {
+        let bin = std::path::PathBuf::from(std::env::var("QMAIL_BIN_DIR").unwrap_or_default());
+        let n = if p.rounds == 1 { 200 } else { 1000 };
+        for _ in 0..p.rounds {
+            sample(
+                "start_true",
+                "machine: fork + exec + exit + wait of /bin/true (C, dynamic)",
+                "us",
+                "low",
+                "machine",
+                measure::spawn_cost_us(std::path::Path::new("/bin/true"), n),
+            );
+            sample(
+                "start_ours",
+                "machine: fork + exec + exit + wait of qmail-local (its usage exit)",
+                "us",
+                "low",
+                "machine",
+                measure::spawn_cost_us(&bin.join("qmail-local"), n),
+            );
+        }
+    }
+
     // 1. SMTP in -> Maildir/new, with the SMTP server's peak RSS on the first round.
     if section("smtp") {
         for &(size, sessions, n) in &p.smtp {

@@ -154,22 +154,37 @@ fn recipients(n: usize) -> Vec<String> {
     local_rcpt(n).into_iter().chain(remote_rcpt(n)).collect()
 }
 
-/// Spreads the kills over the whole run: trial `t` waits until its share of the messages has
-/// been sent. The load itself never waits for the killer, so that qmail-queue runs keep coming.
+/// Spreads load and kills over the whole run: message `n` is sent no sooner than `n * period`
+/// after the start, trial `t` no sooner than its share of the run and of the messages sent.
+/// On a slower machine the load simply takes longer and the trials follow it.
 struct Pace {
     messages: usize,
     trials: usize,
+    start: Instant,
+    /// Planned length of the load.
+    span: Duration,
     sent: AtomicUsize,
     load_done: AtomicBool,
 }
 
 /// How far the trials may run ahead of the load, in messages.
-const LEAD: usize = 60;
+const LEAD: usize = 40;
+
+/// Planned time per message (2,000 messages: 100 s of load).
+const PERIOD: Duration = Duration::from_millis(50);
 
 impl Pace {
+    fn message_due(&self, n: usize) -> Instant {
+        self.start + self.span.mul_f64(n as f64 / self.messages.max(1) as f64)
+    }
+
     fn trial_may_go(&self, t: usize) -> bool {
-        self.load_done.load(Ordering::SeqCst)
-            || self.sent.load(Ordering::SeqCst) + LEAD >= t * self.messages / self.trials.max(1)
+        if self.load_done.load(Ordering::SeqCst) {
+            return true;
+        }
+        let due = self.start + self.span.mul_f64(t as f64 / self.trials.max(1) as f64);
+        Instant::now() >= due
+            && self.sent.load(Ordering::SeqCst) + LEAD >= t * self.messages / self.trials.max(1)
     }
 }
 
@@ -190,6 +205,11 @@ fn load(sb: &Sandbox, mode: &str, tokens: Vec<usize>, pace: &Pace) -> Vec<(usize
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut results = Vec::new();
     for n in tokens {
+        let due = pace.message_due(n);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
         writeln!(stdin, "{n} {}", recipients(n).join(" ")).expect("to loader");
         stdin.flush().expect("to loader");
         let mut line = String::new();
@@ -224,7 +244,8 @@ impl Rng {
     }
 }
 
-/// What the killer did, per kind: kills that hit a live process, and draws that found none.
+/// What the killer did, per kind: kills that hit a live process, and draws that found none
+/// within a second (another live process was killed instead).
 #[derive(Default, Debug)]
 struct Kills {
     hits: [usize; 5],
@@ -248,27 +269,39 @@ fn killer(sb: &Sandbox, pace: &Pace, rng: &mut Rng) -> Kills {
         if draws % 8 == 0 {
             sb.svc(&["-a", "/service/qmail-send"]);
         }
-        let kind = rng.below(KINDS.len());
-        let name = KINDS[kind];
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let hit = loop {
-            let pids = sb.live_pids(name);
+        // A kind drawn at random, caught within a second (the short-lived ones come and go);
+        // failing that, a random live process of a random kind that has one right now.
+        let drawn = rng.below(KINDS.len());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut victim = None;
+        while victim.is_none() {
+            let pids = sb.live_pids(KINDS[drawn]);
             if !pids.is_empty() {
-                let pid = pids[rng.below(pids.len())];
-                if sb.kill9(pid, name) {
-                    break true;
-                }
+                victim = Some((drawn, pids[rng.below(pids.len())]));
+            } else if Instant::now() >= deadline {
+                break;
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
             }
-            if Instant::now() >= deadline {
-                break false;
+        }
+        if victim.is_none() {
+            kills.misses[drawn] += 1;
+            let live: Vec<(usize, Vec<u32>)> = (0..KINDS.len())
+                .map(|k| (k, sb.live_pids(KINDS[k])))
+                .filter(|(_, p)| !p.is_empty())
+                .collect();
+            if !live.is_empty() {
+                let (k, pids) = &live[rng.below(live.len())];
+                victim = Some((*k, pids[rng.below(pids.len())]));
             }
-            std::thread::sleep(Duration::from_millis(2));
+        }
+        let Some((kind, pid)) = victim else {
+            continue;
         };
+        let hit = sb.kill9(pid, KINDS[kind]);
         if hit {
             kills.hits[kind] += 1;
             hits += 1;
-        } else {
-            kills.misses[kind] += 1;
         }
     }
     kills
@@ -419,18 +452,21 @@ fn crash_kill_9_everything_under_load() {
     let pace = Pace {
         messages,
         trials,
+        start: Instant::now(),
+        span: PERIOD.mul_f64(messages as f64),
         sent: AtomicUsize::new(0),
         load_done: AtomicBool::new(false),
     };
     let mut rng = Rng(seed);
-    let (results, kills) = std::thread::scope(|s| {
+    let (results, load_time, kills) = std::thread::scope(|s| {
         let smtp = s.spawn(|| load(&sb, "smtp", (0..messages).step_by(2).collect(), &pace));
         let inject = s.spawn(|| load(&sb, "inject", (1..messages).step_by(2).collect(), &pace));
         let killer = s.spawn(|| killer(&sb, &pace, &mut rng));
         let mut results = smtp.join().expect("smtp loader");
         results.extend(inject.join().expect("inject loader"));
         pace.load_done.store(true, Ordering::SeqCst);
-        (results, killer.join().expect("killer"))
+        let load_time = began.elapsed();
+        (results, load_time, killer.join().expect("killer"))
     });
     let loaded = began.elapsed();
 
@@ -491,7 +527,7 @@ fn crash_kill_9_everything_under_load() {
         .len();
     for (i, name) in KINDS.iter().enumerate() {
         println!(
-            "  kill -9 {name:<12} hits {:>3}  draws that found none within 2 s {:>3}",
+            "  kill -9 {name:<12} hits {:>3}  draws that found none within 1 s {:>3}",
             kills.hits[i], kills.misses[i]
         );
     }
@@ -517,7 +553,8 @@ fn crash_kill_9_everything_under_load() {
         log.matches("lost spawn connection").count()
     );
     println!(
-        "time: load and kills {:.1} s, drained at {:.1} s",
+        "time: load done at {:.1} s, kills done at {:.1} s, drained at {:.1} s",
+        load_time.as_secs_f64(),
         loaded.as_secs_f64(),
         drained_at.as_secs_f64()
     );
@@ -572,4 +609,105 @@ fn crash_kill_9_everything_under_load() {
     );
     assert!(pending(&sb).is_empty(), "left: {:?}", pending(&sb));
     println!("total {:.1} s", began.elapsed().as_secs_f64());
+}
+
+/// qmail-lspawn or qmail-rspawn killed under load: as in qmail, qmail-send logs "lost spawn
+/// connection! dying...", lets the deliveries of the other channel finish and exits; supervise
+/// starts the whole group again and the new one delivers what was left: nothing is lost.
+#[test]
+fn crash_spawn_death_restarts_the_group() {
+    let Some(sb) = sandbox!("crash_spawn_death_restarts_the_group") else {
+        return;
+    };
+    for p in ["qmail-send", "qmail-lspawn", "qmail-rspawn", "qmail-smtpd"] {
+        if !sb.has_program(p) {
+            return;
+        }
+    }
+    start(&sb);
+    let (uid, gid, _) = sb.user("alice").expect("alice");
+    let per_round = 40;
+    let rounds = 4;
+    for round in 0..rounds {
+        let victim = if round % 2 == 0 {
+            "qmail-lspawn"
+        } else {
+            "qmail-rspawn"
+        };
+        for n in round * per_round..(round + 1) * per_round {
+            let msg = format!("From: alice@{DOMAIN}\nX-Token: {n}\n\nbody of {n}\n");
+            let rcpts = recipients(n);
+            let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+            let q = sb.inject(msg.as_bytes(), &format!("alice@{DOMAIN}"), &rcpts, uid, gid);
+            assert_eq!(q.code, Some(0), "qmail-queue for {n}: {}", q.stderr);
+        }
+        // One group at a time: the spawns of a group killed before have finished and exited.
+        let settled = sb.wait_until(Duration::from_secs(120), || {
+            sb.live_pids(victim).len() == 1 && sb.live_pids("qmail-send").len() == 1
+        });
+        assert!(settled, "{victim}: {:?}", sb.live_pids(victim));
+        let send = sb.live_pids("qmail-send");
+        let alerts = full_log(&sb)
+            .matches("alert: oh no! lost spawn connection! dying...")
+            .count();
+        let pid = sb.live_pids(victim)[0];
+        assert!(sb.kill9(pid, victim), "{victim} {pid} gone before the kill");
+        let noticed = sb.wait_until(Duration::from_secs(120), || {
+            full_log(&sb)
+                .matches("alert: oh no! lost spawn connection! dying...")
+                .count()
+                > alerts
+        });
+        assert!(
+            noticed,
+            "qmail-send did not notice the death of {victim}; log tail:\n{}",
+            tail(&full_log(&sb), 40)
+        );
+        let restarted = sb.wait_until(Duration::from_secs(120), || {
+            let now = sb.live_pids("qmail-send");
+            !now.is_empty() && now != send
+        });
+        assert!(
+            restarted,
+            "qmail-send was not restarted after {victim} died; log tail:\n{}",
+            tail(&full_log(&sb), 40)
+        );
+    }
+    let mut last_alarm = Instant::now();
+    let drained = sb.wait_until(Duration::from_secs(300), || {
+        if last_alarm.elapsed() > Duration::from_secs(3) {
+            sb.svc(&["-a", "/service/qmail-send"]);
+            last_alarm = Instant::now();
+        }
+        pending(&sb).is_empty()
+    });
+    assert!(
+        drained,
+        "left: {:?}; log tail:\n{}",
+        pending(&sb),
+        tail(&full_log(&sb), 60)
+    );
+    let (local, bounces) = local_deliveries(&sb);
+    let remote = remote_deliveries(&sb);
+    let total = rounds * per_round;
+    let lost: Vec<usize> = (0..total)
+        .filter(|&n| {
+            (local_rcpt(n).is_some() && !local.contains_key(&n))
+                || (remote_rcpt(n).is_some() && !remote.contains_key(&n))
+        })
+        .collect();
+    let dups: usize = local
+        .values()
+        .chain(remote.values())
+        .map(|(c, _)| c - 1)
+        .sum();
+    println!(
+        "spawn deaths: {rounds} ({} lspawn, {} rspawn); messages {total}, lost {}, duplicate \
+         copies {dups}, bounces {bounces}",
+        rounds.div_ceil(2),
+        rounds / 2,
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert_eq!(bounces, 0);
 }

@@ -214,7 +214,7 @@ pub fn run(root: &Path) -> i32 {
         let fuzzed = crate::fuzz::smoke(root);
         summary.push(format!(
             "{:<40} {} ({:.0?})",
-            "fuzz smoke",
+            "fuzz smoke (mutate, libFuzzer)",
             if fuzzed { "ok" } else { "FAILED" },
             t.elapsed()
         ));

@@ -500,6 +500,17 @@ pub fn qmtp_package(data: &[u8]) {
                 assert!(matches!(r.first(), Some(b'K' | b'Z' | b'D')), "{r:?}");
             }
             check_queued(&log, 1 << 20);
+            // A failed job is never queued, and how much of its message reached the queue before
+            // the failure (the databytes check runs per read) depends on read sizes: not compared.
+            let log: Vec<Queued> = log
+                .into_iter()
+                .map(|mut q| {
+                    if q.failed {
+                        q.message.clear();
+                    }
+                    q
+                })
+                .collect();
             results.push((code, out, log));
         }
         assert_eq!(results[0], results[1], "QMTP depends on read sizes");

@@ -14,6 +14,7 @@ mod privileges;
 mod queue;
 mod remote;
 mod remote6;
+mod remote_common;
 mod sandbox;
 mod smtpd;
 mod smtpd_more;

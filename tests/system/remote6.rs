@@ -1,7 +1,7 @@
 //! Remote delivery over IPv6 as a real qmail (issue 5): qmail-send -> qmail-rspawn ->
 //! qmail-remote against a test DNS server on 127.0.0.1:53 serving AAAA records, and an SMTP
 //! receiver on `[::]:25` (IPv6 only) plus `127.0.0.2:25`, all inside the sandbox's own network
-//! namespace.
+//! namespace (the scripts and helpers are remote_common.rs's, shared with remote.rs).
 //!
 //! `::1` is one of this host's addresses, so a domain whose only address is `::1` is refused
 //! with "I'm listed as a best-preference MX" (checked here), as qmail does for 127.0.0.1. The
@@ -10,111 +10,13 @@
 //! `fd51:7e57::25` reach the `[::]:25` listener, and ipme does not list the address. `::1`
 //! itself is reached through smtproutes (`[IPv6:::1]`), where "I am the MX" does not apply.
 
-use crate::remote::{bounce_for, send, sunk_in, sunk_token_in};
+use crate::remote_common::{bounce_for, logs, send, start_network_with, sunk, sunk_token, DOMAIN};
 use qmail_testkit::sandbox::text;
 use qmail_testkit::{sandbox, Sandbox};
 use std::time::Duration;
 
-const DOMAIN: &str = "test.example";
-
-/// A UDP DNS server: `dns6.py ZONE.json`; A, AAAA and MX records (no CNAMEs: the answer for a
-/// known name without records of the asked type is "no data", for an unknown name NXDOMAIN).
-/// Logs `name type` lines to /tmp/dns6.log, touches /tmp/dns6.ready once listening.
-const DNS6: &str = r#"
-import json, socket, struct, sys
-zone = {k.lower(): v for k, v in json.load(open(sys.argv[1])).items()}
-T = {'A': 1, 'MX': 15, 'AAAA': 28}
-log = open('/tmp/dns6.log', 'a', buffering=1)
-def wire(n):
-    return b''.join(bytes([len(l)]) + l.encode() for l in n.split('.') if l) + b'\0'
-def rr(owner, r):
-    if r[0] == 'A': data = socket.inet_aton(r[1])
-    elif r[0] == 'AAAA': data = socket.inet_pton(socket.AF_INET6, r[1])
-    else: data = struct.pack('>H', r[1]) + wire(r[2])
-    return wire(owner) + struct.pack('>HHIH', T[r[0]], 1, 60, len(data)) + data
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('127.0.0.1', 53))
-open('/tmp/dns6.ready', 'w').close()
-while True:
-    q, peer = s.recvfrom(4096)
-    i, labels = 12, []
-    while q[i]:
-        labels.append(q[i + 1:i + 1 + q[i]].decode('latin-1'))
-        i += 1 + q[i]
-    qtype = struct.unpack('>H', q[i + 1:i + 3])[0]
-    name = '.'.join(labels).lower()
-    log.write('%s %d\n' % (name, qtype))
-    recs = zone.get(name)
-    rrs = [rr(name, r) for r in (recs or []) if T[r[0]] == qtype]
-    rcode = 3 if recs is None else 0
-    head = struct.pack('>HHHHHH', struct.unpack('>H', q[:2])[0], 0x8180 | rcode, 1, len(rrs), 0, 0)
-    s.sendto(head + q[12:i + 5] + b''.join(rrs), peer)
-"#;
-
-/// An SMTP receiver accepting everything on `[::]:25` (IPv6 only) and `127.0.0.1`-side
-/// `127.0.0.2:25`: `sink6.py OUTDIR`. Each message goes to OUTDIR/<local address>-<n>.eml as
-/// `MAIL x`, `RCPT y` lines, a blank line and the raw DATA; touches OUTDIR/ready once listening.
-const SINK6: &str = r#"
-import os, socket, sys, threading, time
-out = sys.argv[1]
-os.makedirs(out, exist_ok=True)
-def serve(conn):
-    local = conn.getsockname()[0]
-    f = conn.makefile('rwb', buffering=0)
-    def say(s):
-        f.write(s.encode() + b'\r\n')
-    say('220 sink6.example ESMTP')
-    mail, rcpts = None, []
-    while True:
-        line = f.readline()
-        if not line:
-            return
-        cmd = line.decode('latin-1').rstrip('\r\n')
-        v = cmd[:4].upper()
-        if v in ('HELO', 'EHLO'):
-            say('250 sink6.example')
-        elif v == 'MAIL':
-            mail, rcpts = cmd[10:], []
-            say('250 ok')
-        elif v == 'RCPT':
-            rcpts.append(cmd[8:]); say('250 ok')
-        elif v == 'DATA':
-            say('354 go ahead')
-            data = b''
-            while True:
-                l = f.readline()
-                if not l or l == b'.\r\n':
-                    break
-                data += l
-            name = '%s/%s-%d' % (out, local, time.time_ns())
-            with open(name + '.tmp', 'wb') as o:
-                o.write(('MAIL %s\n' % mail).encode())
-                o.write(''.join('RCPT %s\n' % r for r in rcpts).encode() + b'\n' + data)
-            os.rename(name + '.tmp', name + '.eml')
-            say('250 ok queued by sink6')
-        elif v == 'QUIT':
-            say('221 bye'); conn.close(); return
-        else:
-            say('502 unimplemented')
-def listen(s):
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.listen(16)
-    def loop():
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-six = socket.socket(socket.AF_INET6)
-six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-six.bind(('::', 25))
-listen(six)
-four = socket.socket(socket.AF_INET)
-four.bind(('127.0.0.2', 25))
-listen(four)
-open(out + '/ready', 'w').close()
-while True:
-    time.sleep(3600)
-"#;
+/// The receivers: every IPv6 address of the host (IPv6 only) and 127.0.0.2, port 25.
+const SINKS: &[&str] = &[":::25:accept", "127.0.0.2:25:accept"];
 
 /// The zone: an AAAA-only domain, an MX with both families, a host whose IPv4 address refuses
 /// connections, and a domain whose only address is this host's `::1`.
@@ -145,55 +47,9 @@ fn start(sb: &Sandbox) -> bool {
     sb.write_control("timeoutconnect", "2\n");
     sb.write_control("smtproutes", "routed6.example:[IPv6:::1]\n");
     sb.maildirmake("alice", "Maildir");
-    sb.sh_ok("rm -f /etc/resolv.conf");
-    sb.write_file(
-        "/etc/resolv.conf",
-        b"nameserver 127.0.0.1\noptions timeout:1 attempts:2\n",
-        "root",
-        0o644,
-    );
-    sb.write_file("/tmp/zone6.json", ZONE.as_bytes(), "root", 0o644);
-    sb.write_file("/tmp/dns6.py", DNS6.as_bytes(), "root", 0o644);
-    sb.write_file("/tmp/sink6.py", SINK6.as_bytes(), "root", 0o644);
-    sb.spawn_bg(
-        "/bin/sh",
-        &[
-            "-c",
-            "exec python3 /tmp/dns6.py /tmp/zone6.json 2>/tmp/dns6.err",
-        ],
-    );
-    sb.spawn_bg(
-        "/bin/sh",
-        &[
-            "-c",
-            "exec python3 /tmp/sink6.py /tmp/sink6 2>/tmp/sink6.err",
-        ],
-    );
-    let up = sb.wait_until(Duration::from_secs(15), || {
-        sb.exists("/tmp/dns6.ready") && sb.exists("/tmp/sink6/ready")
-    });
-    assert!(
-        up,
-        "{}: test network did not come up: dns {} sink {}",
-        sb.name,
-        text(&sb.read("/tmp/dns6.err").unwrap_or_default()),
-        text(&sb.read("/tmp/sink6.err").unwrap_or_default())
-    );
+    start_network_with(sb, ZONE, SINKS);
     sb.start_qmail("./Maildir/");
     true
-}
-
-/// The messages the IPv6 receivers took: (file name, contents).
-fn sunk(sb: &Sandbox) -> Vec<(String, String)> {
-    sunk_in(sb, "/tmp/sink6")
-}
-
-fn sunk_token(sb: &Sandbox, token: &str) -> Option<(String, String)> {
-    sunk_token_in(sb, "/tmp/sink6", token)
-}
-
-fn logs(sb: &Sandbox) -> String {
-    crate::remote::logs_with(sb, "/tmp/dns6.log", "/tmp/sink6.err")
 }
 
 #[test]
@@ -217,11 +73,15 @@ fn remote6_delivers_over_ipv6() {
     // Delivered, each to the address expected: AAAA only; IPv4 first when an MX has both;
     // IPv6 after the IPv4 address refused; ::1 through smtproutes; an IPv6 address literal.
     for (token, rcpt, local) in [
-        ("v6only", "<user@v6only.example>", "fd51:7e57::25-"),
-        ("mixed", "<user@mixed.example>", "127.0.0.2-"),
-        ("fallback", "<user@fallback.example>", "fd51:7e57::27-"),
-        ("routed6", "<user@routed6.example>", "::1-"),
-        ("literal6", "<user@[IPv6:fd51:7e57::28]>", "fd51:7e57::28-"),
+        ("v6only", "<user@v6only.example>", "fd51:7e57::25_25-"),
+        ("mixed", "<user@mixed.example>", "127.0.0.2_25-"),
+        ("fallback", "<user@fallback.example>", "fd51:7e57::27_25-"),
+        ("routed6", "<user@routed6.example>", "::1_25-"),
+        (
+            "literal6",
+            "<user@[IPv6:fd51:7e57::28]>",
+            "fd51:7e57::28_25-",
+        ),
     ] {
         let (name, body) = sunk_token(&sb, token)
             .unwrap_or_else(|| panic!("{token}: not delivered\n{}", logs(&sb)));
@@ -242,14 +102,14 @@ fn remote6_delivers_over_ipv6() {
         ("fd51:7e57::28", 1),
     ] {
         let line =
-            format!(": success: {ip}_accepted_message./Remote_host_said:_250_ok_queued_by_sink6/");
+            format!(": success: {ip}_accepted_message./Remote_host_said:_250_ok_queued_by_sink/");
         let got = log
             .lines()
             .filter(|l| l.contains(&line) && l.contains(" delivery "))
             .count();
         assert_eq!(got, n, "{ip}: {line}\n{log}");
     }
-    let dns = text(&sb.read("/tmp/dns6.log").unwrap_or_default());
+    let dns = text(&sb.read("/tmp/dns.log").unwrap_or_default());
     assert!(dns.contains("v6only.example 28\n"), "{dns}");
     assert!(
         !dns.contains("routed6.example"),

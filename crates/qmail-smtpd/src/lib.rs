@@ -24,6 +24,7 @@
 pub mod config;
 pub mod ipme;
 pub mod netin;
+pub mod netserve;
 pub mod policy;
 pub mod qmqpd;
 pub mod qmtpd;

@@ -20,11 +20,9 @@
 
 use crate::config::Client;
 use crate::netin::{Source, Stop};
-use crate::qmtpd::accepted;
+use crate::netserve::{address, copy, put_received, start_up, verdict};
 use crate::server::{Job, QmailQueue, Queue};
-use qmail_core::date822fmt::date822;
 use qmail_proto::netstring;
-use qmail_proto::received::Received;
 use std::io::{Read, Write};
 
 /// The response when any address was refused.
@@ -41,22 +39,6 @@ pub struct Qmqpd<'a> {
     pub now: &'a dyn Fn() -> i64,
     /// Changes to the qmail home before qmail-queue starts (a no-op in tests).
     pub chdir: &'a dyn Fn() -> std::io::Result<()>,
-}
-
-/// One address netstring: `Some` if it is shorter than 1000 bytes and has no NUL.
-fn address<R: Read>(src: &mut Source<R>) -> Result<Option<Vec<u8>>, Stop> {
-    let len = src.length()?;
-    if len >= 1000 {
-        src.skip(len)?;
-        src.comma()?;
-        return Ok(None);
-    }
-    let mut v = Vec::new();
-    while (v.len() as u64) < len {
-        v.extend(src.chunk(len - v.len() as u64)?);
-    }
-    src.comma()?;
-    Ok((!v.contains(&0)).then_some(v))
 }
 
 impl Qmqpd<'_> {
@@ -87,25 +69,12 @@ impl Qmqpd<'_> {
         src.set_budget(Some(PREFIX_BUDGET));
         let outer = src.length()?;
         src.set_budget(Some(outer));
-        let mut len = src.length()?;
+        let len = src.length()?;
         (self.chdir)().map_err(|_| Stop::Resources)?;
         let mut job = queue.start().map_err(|_| Stop::Resources)?;
         let qp = job.pid();
-        let c = self.client;
-        let received = Received {
-            protocol: b"QMQP",
-            local: &c.local,
-            remote_ip: &c.remote_ip,
-            remote_host: &c.remote_host,
-            remote_info: c.remote_info.as_deref(),
-            helo: None,
-        };
-        job.put(&received.line(&date822((self.now)())));
-        while len > 0 {
-            let chunk = src.chunk(len.min(65536))?;
-            len -= chunk.len() as u64;
-            job.put(&chunk);
-        }
+        put_received(&mut job, self.client, b"QMQP", (self.now)());
+        copy(src, &mut job, len)?;
         src.comma()?;
         let mut ok = true;
         let sender = match address(src)? {
@@ -128,40 +97,29 @@ impl Qmqpd<'_> {
         }
         src.set_budget(Some(1));
         src.comma()?;
-        let result = match job.finish(&sender, &recipients) {
-            Ok(()) => accepted((self.now)(), qp),
-            Err(f) => f.0.as_bytes().to_vec(),
-        };
+        let result = verdict(job.finish(&sender, &recipients), (self.now)(), qp);
         Ok(if ok { result } else { BAD_ADDRESS.to_vec() })
     }
 }
 
 /// The whole program; returns the exit code.
 pub fn run() -> i32 {
-    use nix::sys::signal::Signal;
-    let _ = qmail_sys::sig::ignore(Signal::SIGPIPE);
-    let _ = qmail_sys::sig::exit_on(Signal::SIGALRM, Stop::Resources.code());
-    nix::unistd::alarm::set(3600);
-    let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
-        return Stop::Eof.code();
+    let (input, output, client) = match start_up() {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    let client = Client::from_env(|name| std::env::var_os(name));
     let server = Qmqpd {
         client: &client,
         now: &qmail_core::date822fmt::now,
         chdir: &|| std::env::set_current_dir(qmail_core::conf::HOME),
     };
-    server.serve(
-        std::fs::File::from(fd0),
-        std::fs::File::from(fd1),
-        &mut QmailQueue,
-    )
+    server.serve(input, output, &mut QmailQueue)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testqueue::{client, FakeQueue, Queued};
+    use crate::testqueue::{check_case, client, served, FakeQueue, Queued};
 
     fn ns(s: &[u8]) -> Vec<u8> {
         netstring::encode(s)
@@ -182,11 +140,7 @@ mod tests {
             now: &|| 1_700_000_000,
             chdir: &|| Ok(()),
         };
-        let mut queue = FakeQueue::default();
-        let mut out = Vec::new();
-        let code = server.serve(input, &mut out, &mut queue);
-        let log = queue.log.borrow().clone();
-        (code, out, log)
+        served(|out, queue| server.serve(input, out, queue))
     }
 
     const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMQP; 14 Nov 2023 22:13:20 -0000\n";
@@ -225,20 +179,7 @@ mod tests {
             ),
         ];
         for (i, (input, want, body, rcpts)) in table.iter().enumerate() {
-            let (code, out, log) = serve(input);
-            assert_eq!(
-                (code, String::from_utf8_lossy(&out)),
-                (0, String::from_utf8_lossy(want)),
-                "case {i}"
-            );
-            assert_eq!(log.len(), 1);
-            if !log[0].failed {
-                assert_eq!(log[0].message, [RECEIVED, body].concat(), "case {i}");
-                assert_eq!(
-                    log[0].recipients,
-                    rcpts.iter().map(|r| r.to_vec()).collect::<Vec<_>>()
-                );
-            }
+            check_case(i, serve(input), want, RECEIVED, body, rcpts);
         }
     }
 

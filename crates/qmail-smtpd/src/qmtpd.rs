@@ -18,11 +18,10 @@
 
 use crate::config::{self, Client};
 use crate::netin::{length_error, Source, Stop, MAX_LEN};
+use crate::netserve::{address, copy, exact, put_received, start_up, verdict};
 use crate::policy::RcptHosts;
 use crate::server::{Job, QmailQueue, Queue};
-use qmail_core::date822fmt::date822;
 use qmail_proto::netstring::{self, LengthReader};
-use qmail_proto::received::Received;
 use std::io::{Read, Write};
 
 /// Reply to a recipient outside rcpthosts.
@@ -34,11 +33,6 @@ pub const BAD_RCPT: &[u8] = b"46:Dsorry, I can't handle that recipient (#5.1.3),
 pub const BAD_SENDER: &[u8] = b"Dunacceptable sender (#5.1.7)";
 /// Result when the message is over databytes.
 pub const TOO_BIG: &[u8] = b"Dsorry, that message size exceeds my databytes limit (#5.3.4)";
-
-/// The success result of QMTP and QMQP: `Kok <unix time> qp <qp>`.
-pub fn accepted(now: i64, qp: u32) -> Vec<u8> {
-    format!("Kok {now} qp {qp}").into_bytes()
-}
 
 /// Why one recipient was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,15 +53,6 @@ pub struct Qmtpd<'a> {
     pub databytes: u64,
     /// The clock (seconds since the epoch).
     pub now: &'a dyn Fn() -> i64,
-}
-
-/// Reads exactly `len` bytes (the caller has bounded `len`).
-fn exact<R: Read>(src: &mut Source<R>, len: u64) -> Result<Vec<u8>, Stop> {
-    let mut v = Vec::new();
-    while (v.len() as u64) < len {
-        v.extend(src.chunk(len - v.len() as u64)?);
-    }
-    Ok(v)
 }
 
 impl Qmtpd<'_> {
@@ -109,11 +94,7 @@ impl Qmtpd<'_> {
             if too_big {
                 job.fail();
             }
-            while left > 0 {
-                let chunk = src.chunk(left.min(65536))?;
-                left -= chunk.len() as u64;
-                job.put(&chunk);
-            }
+            copy(src, job, left)?;
             return Ok(too_big);
         }
         let mut stored: u64 = 0;
@@ -168,34 +149,19 @@ impl Qmtpd<'_> {
             b'\r' => true,
             _ => return Err(Stop::Protocol),
         };
-        let c = self.client;
-        let received = Received {
-            protocol: b"QMTP",
-            local: &c.local,
-            remote_ip: &c.remote_ip,
-            remote_host: &c.remote_host,
-            remote_info: c.remote_info.as_deref(),
-            helo: None,
-        };
-        job.put(&received.line(&date822((self.now)())));
+        put_received(&mut job, self.client, b"QMTP", (self.now)());
         let too_big = self.message(src, &mut job, len - 1, crlf)?;
         src.comma()?;
 
-        let slen = src.length()?;
-        let (sender, sender_ok) = if slen >= 1000 {
-            src.skip(slen)?;
-            (Vec::new(), false)
-        } else {
-            let s = exact(src, slen)?;
-            let ok = !s.contains(&0);
-            (s, ok)
-        };
-        src.comma()?;
+        // A refused sender fails the job, so qmail-queue never sees the (empty) envelope.
+        let sender = address(src)?;
+        let sender_ok = sender.is_some();
         if !sender_ok {
             job.fail();
         }
+        let sender = sender.unwrap_or_default();
 
-        let relay = c.relay_client.as_deref();
+        let relay = self.client.relay_client.as_deref();
         let relay_len = relay.map_or(0, |r| r.len() as u64);
         let mut biglen = src.length()?;
         let mut refusals = Vec::new();
@@ -247,10 +213,7 @@ impl Qmtpd<'_> {
         if recipients.is_empty() {
             job.fail();
         }
-        let mut result = match job.finish(&sender, &recipients) {
-            Ok(()) => accepted((self.now)(), qp),
-            Err(f) => f.0.as_bytes().to_vec(),
-        };
+        let mut result = verdict(job.finish(&sender, &recipients), (self.now)(), qp);
         if !sender_ok {
             result = BAD_SENDER.to_vec();
         }
@@ -272,14 +235,10 @@ impl Qmtpd<'_> {
 
 /// The whole program; returns the exit code.
 pub fn run() -> i32 {
-    use nix::sys::signal::Signal;
-    let _ = qmail_sys::sig::ignore(Signal::SIGPIPE);
-    let _ = qmail_sys::sig::exit_on(Signal::SIGALRM, Stop::Resources.code());
-    nix::unistd::alarm::set(3600);
-    let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
-        return Stop::Eof.code();
+    let (input, output, client) = match start_up() {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    let client = Client::from_env(|name| std::env::var_os(name));
     let loaded = std::env::set_current_dir(qmail_core::conf::HOME)
         .and_then(|()| qmail_core::control::Controls::open("control"))
         .and_then(|ctl| Ok((config::rcpthosts(&ctl)?, config::databytes(&ctl, &client)?)));
@@ -292,18 +251,14 @@ pub fn run() -> i32 {
         databytes,
         now: &qmail_core::date822fmt::now,
     };
-    server.serve(
-        std::fs::File::from(fd0),
-        std::fs::File::from(fd1),
-        &mut QmailQueue,
-    )
+    server.serve(input, output, &mut QmailQueue)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::MoreRcptHosts;
-    use crate::testqueue::{client, FakeQueue, Queued};
+    use crate::testqueue::{check_case, client, served, FakeQueue, Queued};
 
     const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMTP; 14 Nov 2023 22:13:20 -0000\n";
 
@@ -328,11 +283,7 @@ mod tests {
             databytes,
             now: &|| 1_700_000_000,
         };
-        let mut queue = FakeQueue::default();
-        let mut out = Vec::new();
-        let code = server.serve(input, &mut out, &mut queue);
-        let log = queue.log.borrow().clone();
-        (code, out, log)
+        served(|out, queue| server.serve(input, out, queue))
     }
 
     const OK: &[u8] = b"22:Kok 1700000000 qp 4242,";
@@ -455,21 +406,14 @@ mod tests {
             (package(b"\nm", b"s", &[]), None, 0, b"", b"", &[]),
         ];
         for (i, (input, relay, databytes, want, body, rcpts)) in table.iter().enumerate() {
-            let (code, out, log) = serve(input, *relay, *databytes);
-            assert_eq!(
-                (code, String::from_utf8_lossy(&out)),
-                (0, String::from_utf8_lossy(want)),
-                "case {i}"
+            check_case(
+                i,
+                serve(input, *relay, *databytes),
+                want,
+                RECEIVED,
+                body,
+                rcpts,
             );
-            assert_eq!(log.len(), 1, "case {i}");
-            if !log[0].failed {
-                assert_eq!(log[0].message, [RECEIVED, body].concat(), "case {i}");
-                assert_eq!(
-                    log[0].recipients,
-                    rcpts.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-                    "case {i}"
-                );
-            }
         }
     }
 

@@ -84,3 +84,42 @@ pub(crate) fn client() -> Client {
         databytes: None,
     }
 }
+
+/// Runs `serve` (a server's `serve` given the output and a fresh fake queue): (exit code,
+/// bytes written, the jobs the queue saw).
+pub(crate) fn served(
+    serve: impl FnOnce(&mut Vec<u8>, &mut FakeQueue) -> i32,
+) -> (i32, Vec<u8>, Vec<Queued>) {
+    let mut queue = FakeQueue::default();
+    let mut out = Vec::new();
+    let code = serve(&mut out, &mut queue);
+    let log = queue.log.borrow().clone();
+    (code, out, log)
+}
+
+/// Checks test case `case` given what `served` returned for it: exit code 0, `reply` written,
+/// exactly one job and, unless it was failed, its message `received` then `body` and its
+/// recipients `rcpts`.
+pub(crate) fn check_case(
+    case: usize,
+    (code, out, log): (i32, Vec<u8>, Vec<Queued>),
+    reply: &[u8],
+    received: &[u8],
+    body: &[u8],
+    rcpts: &[&[u8]],
+) {
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out)),
+        (0, String::from_utf8_lossy(reply)),
+        "case {case}"
+    );
+    assert_eq!(log.len(), 1, "case {case}");
+    if !log[0].failed {
+        assert_eq!(log[0].message, [received, body].concat(), "case {case}");
+        assert_eq!(
+            log[0].recipients,
+            rcpts.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+            "case {case}"
+        );
+    }
+}

@@ -2,9 +2,9 @@
 //! (transaction state over the user's maildir), replacing qmail's `qmail-popup.c`,
 //! `qmail-pop3d.c` and `commands.c`.
 //!
-//! Modules: [`command`] (command lines and numbers), [`popup`] and [`pop3d`] (the two
-//! sessions, sans-I/O, plus their `run` entry points); client descriptors are timed by
-//! `qmail_core::timeoutio`.
+//! Modules: [`command`] (command lines and numbers), [`reply`] (replies and the client streams,
+//! timed by `qmail_core::timeoutio`), [`popup`] and [`pop3d`] (the two sessions, sans-I/O, plus
+//! their `run` entry points).
 //!
 //! Trust: both programs talk to an unauthenticated network client; every read is bounded and
 //! no input can make them panic. See each module's SECURITY note.
@@ -13,6 +13,7 @@
 pub mod command;
 pub mod pop3d;
 pub mod popup;
+pub mod reply;
 
 /// Overwrites `secret` with zeros in a way the optimiser keeps (passwords never linger).
 pub fn wipe(secret: &mut [u8]) {

@@ -15,6 +15,7 @@
 //! exhaust memory. The session ([`serve`]) is sans-I/O: client streams are parameters.
 
 use crate::command::{self, scan_ulong, Command};
+use crate::reply;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -132,18 +133,6 @@ impl Maildrop {
     }
 }
 
-fn reply_err(w: &mut impl Write, text: &str) -> io::Result<()> {
-    w.write_all(b"-ERR ")?;
-    w.write_all(text.as_bytes())?;
-    w.write_all(b"\r\n")?;
-    w.flush()
-}
-
-fn reply_ok(w: &mut impl Write) -> io::Result<()> {
-    w.write_all(b"+OK \r\n")?;
-    w.flush()
-}
-
 /// The UIDL of a message: the name after `new/` or `cur/`, up to the first `:`.
 pub fn uid(path: &[u8]) -> &[u8] {
     let name = path.get(4..).unwrap_or_default();
@@ -174,7 +163,7 @@ fn listing(w: &mut impl Write, d: &Maildrop, arg: &[u8], uidl: bool) -> io::Resu
         w.write_all(b".\r\n")?;
     } else {
         match d.msgno(arg) {
-            Err(text) => return reply_err(w, text),
+            Err(text) => return reply::err(w, text),
             Ok(i) => {
                 w.write_all(b"+OK ")?;
                 list_line(w, d, i, uidl)?;
@@ -232,7 +221,7 @@ pub fn blast(from: &mut impl BufRead, w: &mut impl Write, mut limit: u64) -> io:
 fn top(w: &mut impl Write, d: &Maildrop, arg: &[u8]) -> io::Result<()> {
     let i = match d.msgno(arg) {
         Ok(i) => i,
-        Err(text) => return reply_err(w, text),
+        Err(text) => return reply::err(w, text),
     };
     let (_, skip) = scan_ulong(arg);
     let rest = &arg[skip..];
@@ -243,23 +232,23 @@ fn top(w: &mut impl Write, d: &Maildrop, arg: &[u8]) -> io::Result<()> {
     };
     let file = match std::fs::File::open(d.file(i)) {
         Ok(f) => f,
-        Err(_) => return reply_err(w, err::NOOPEN),
+        Err(_) => return reply::err(w, err::NOOPEN),
     };
-    reply_ok(w)?;
+    reply::ok(w)?;
     blast(&mut io::BufReader::with_capacity(4096, file), w, limit)
 }
 
 /// The transaction state: `+OK ` then commands until QUIT or EOF. Returns the I/O error that
 /// ended the session, if any.
 pub fn serve(r: &mut impl BufRead, w: &mut impl Write, d: &mut Maildrop) -> io::Result<()> {
-    reply_ok(w)?;
+    reply::ok(w)?;
     while let Some(Command { verb, arg }) = command::read(r)? {
         match &verb[..] {
             b"quit" => {
                 if !d.commit() {
-                    reply_err(w, err::NOUNLINK)?;
+                    reply::err(w, err::NOUNLINK)?;
                 }
-                return reply_ok(w);
+                return reply::ok(w);
             }
             b"stat" => {
                 let total: u64 = d
@@ -274,25 +263,25 @@ pub fn serve(r: &mut impl BufRead, w: &mut impl Write, d: &mut Maildrop) -> io::
             b"list" => listing(w, d, &arg, false)?,
             b"uidl" => listing(w, d, &arg, true)?,
             b"dele" => match d.msgno(&arg) {
-                Err(text) => reply_err(w, text)?,
+                Err(text) => reply::err(w, text)?,
                 Ok(i) => {
                     d.messages[i].deleted = true;
                     d.last = d.last.max(i + 1);
-                    reply_ok(w)?;
+                    reply::ok(w)?;
                 }
             },
             b"retr" | b"top" => top(w, d, &arg)?,
             b"rset" => {
                 d.messages.iter_mut().for_each(|m| m.deleted = false);
                 d.last = 0;
-                reply_ok(w)?;
+                reply::ok(w)?;
             }
             b"last" => {
                 write!(w, "+OK {}\r\n", d.last)?;
                 w.flush()?;
             }
-            b"noop" => reply_ok(w)?,
-            _ => reply_err(w, err::UNIMPL)?,
+            b"noop" => reply::ok(w)?,
+            _ => reply::err(w, err::UNIMPL)?,
         }
     }
     Ok(())
@@ -300,24 +289,21 @@ pub fn serve(r: &mut impl BufRead, w: &mut impl Write, d: &mut Maildrop) -> io::
 
 /// The program: `qmail-pop3d maildirname`, client on fds 0/1. Returns the exit code (always 0).
 pub fn run(args: &[std::ffi::OsString]) -> i32 {
-    let _ = qmail_sys::sig::ignore(nix::sys::signal::Signal::SIGPIPE);
-    let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
+    let Some((mut r, mut w)) = crate::reply::client() else {
         return 0;
     };
-    let mut r = io::BufReader::new(qmail_core::timeoutio::Timed::new(fd0, crate::TIMEOUT));
-    let mut w = io::BufWriter::new(qmail_core::timeoutio::Timed::new(fd1, crate::TIMEOUT));
     let Some(dir) = args.get(1) else {
-        let _ = reply_err(&mut w, err::NOMAILDIR);
+        let _ = reply::err(&mut w, err::NOMAILDIR);
         return 0;
     };
     if std::env::set_current_dir(dir).is_err() {
-        let _ = reply_err(&mut w, err::NOMAILDIR);
+        let _ = reply::err(&mut w, err::NOMAILDIR);
         return 0;
     }
     let mut drop = match Maildrop::open(Path::new("."), qmail_core::date822fmt::now()) {
         Ok(d) => d,
         Err(_) => {
-            let _ = reply_err(&mut w, err::SCAN);
+            let _ = reply::err(&mut w, err::SCAN);
             return 0;
         }
     };

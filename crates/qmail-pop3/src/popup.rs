@@ -17,6 +17,7 @@
 //! client streams and an [`Authenticator`] as parameters.
 
 use crate::command::{self, Command};
+use crate::reply;
 use std::ffi::{CString, OsString};
 use std::io::{self, BufRead, Write};
 use std::os::fd::AsRawFd;
@@ -78,18 +79,6 @@ pub fn fd3_data(name: &[u8], password: &[u8], timestamp: &[u8]) -> Vec<u8> {
     d
 }
 
-fn reply_err(w: &mut impl Write, text: &str) -> io::Result<()> {
-    w.write_all(b"-ERR ")?;
-    w.write_all(text.as_bytes())?;
-    w.write_all(b"\r\n")?;
-    w.flush()
-}
-
-fn reply_ok(w: &mut impl Write) -> io::Result<()> {
-    w.write_all(b"+OK \r\n")?;
-    w.flush()
-}
-
 /// The whole session after the arguments are checked: greeting, commands, at most one
 /// authentication. Returns when the session is over (QUIT, EOF, after the attempt, or on a
 /// client I/O error, which is returned).
@@ -107,40 +96,40 @@ pub fn serve(
     while let Some(Command { verb, mut arg }) = command::read(r)? {
         let attempt = match &verb[..] {
             b"user" if arg.is_empty() => {
-                reply_err(w, err::SYNTAX)?;
+                reply::err(w, err::SYNTAX)?;
                 None
             }
             b"user" => {
-                reply_ok(w)?;
+                reply::ok(w)?;
                 user = Some(std::mem::take(&mut arg));
                 None
             }
             b"pass" => match &user {
                 None => {
                     crate::wipe(&mut arg);
-                    reply_err(w, err::WANT_USER)?;
+                    reply::err(w, err::WANT_USER)?;
                     None
                 }
                 Some(_) if arg.is_empty() => {
-                    reply_err(w, err::SYNTAX)?;
+                    reply::err(w, err::SYNTAX)?;
                     None
                 }
                 Some(name) => Some((name.clone(), std::mem::take(&mut arg))),
             },
             b"apop" => match arg.iter().position(|&c| c == b' ') {
                 None => {
-                    reply_err(w, err::SYNTAX)?;
+                    reply::err(w, err::SYNTAX)?;
                     None
                 }
                 Some(i) => Some((arg[..i].to_vec(), arg[i + 1..].to_vec())),
             },
-            b"quit" => return reply_ok(w),
+            b"quit" => return reply::ok(w),
             b"noop" => {
-                reply_ok(w)?;
+                reply::ok(w)?;
                 None
             }
             _ => {
-                reply_err(w, err::AUTHORIZATION)?;
+                reply::err(w, err::AUTHORIZATION)?;
                 None
             }
         };
@@ -149,7 +138,7 @@ pub fn serve(
             let result = auth.authenticate(&name, &mut password, stamp);
             crate::wipe(&mut password);
             if let Err(text) = result {
-                reply_err(w, text)?;
+                reply::err(w, text)?;
             }
             return Ok(());
         }
@@ -241,14 +230,11 @@ impl Authenticator for Missing {
 /// The program: `qmail-popup hostname subprogram [args…]` on the client fds 0/1. Returns the
 /// exit code.
 pub fn run(args: &[OsString]) -> i32 {
-    let _ = qmail_sys::sig::ignore(nix::sys::signal::Signal::SIGPIPE);
-    let (Ok(fd0), Ok(fd1)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
+    let Some((mut r, mut w)) = crate::reply::client() else {
         return EXIT;
     };
-    let mut r = io::BufReader::new(qmail_core::timeoutio::Timed::new(fd0, crate::TIMEOUT));
-    let mut w = io::BufWriter::new(qmail_core::timeoutio::Timed::new(fd1, crate::TIMEOUT));
     if args.len() < 3 {
-        let _ = reply_err(&mut w, err::USAGE);
+        let _ = reply::err(&mut w, err::USAGE);
         return EXIT;
     }
     let now = qmail_core::date822fmt::now().max(0) as u64;
@@ -427,25 +413,23 @@ mod tests {
     fn subprogram_exit_codes() {
         let sh =
             |script: &str| Subprogram::new(&["sh".into(), "-c".into(), script.into()]).unwrap();
-        let mut pw = b"pw".to_vec();
-        assert_eq!(
-            sh("cat <&3 >/dev/null; exit 0").authenticate(b"u", &mut pw, STAMP),
-            Ok(())
-        );
-        assert_eq!(pw, b"\0\0");
-        let mut pw = b"pw".to_vec();
-        assert_eq!(
-            sh("cat <&3 >/dev/null; exit 1").authenticate(b"u", &mut pw, STAMP),
-            Err(err::BADAUTH)
-        );
-        let mut pw = b"pw".to_vec();
-        assert_eq!(
-            sh("cat <&3 >/dev/null; kill -9 $$").authenticate(b"u", &mut pw, STAMP),
-            Err(err::CRASHED)
-        );
-        let mut pw = b"pw".to_vec();
         let check = "test \"$(tr '\\0' '|' <&3)\" = 'u|pw|<42.1700000000@pop.example>|'";
-        assert_eq!(sh(check).authenticate(b"u", &mut pw, STAMP), Ok(()));
+        let table: &[(&str, Result<(), &str>)] = &[
+            ("cat <&3 >/dev/null; exit 0", Ok(())),
+            ("cat <&3 >/dev/null; exit 1", Err(err::BADAUTH)),
+            ("cat <&3 >/dev/null; kill -9 $$", Err(err::CRASHED)),
+            (check, Ok(())),
+        ];
+        for (script, want) in table {
+            let mut pw = b"pw".to_vec();
+            assert_eq!(
+                sh(script).authenticate(b"u", &mut pw, STAMP),
+                *want,
+                "{script}"
+            );
+            // The password is wiped once handed over.
+            assert_eq!(pw, b"\0\0", "{script}");
+        }
         let mut pw = b"pw".to_vec();
         let mut missing = Subprogram::new(&["/nonexistent/prog".into()]).unwrap();
         // The child may be gone before the parent writes: qmail then says it could not write.

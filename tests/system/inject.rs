@@ -26,6 +26,25 @@ fn ok(out: &Output, what: &str) {
     );
 }
 
+/// Runs `program args` as alice with `input` on stdin and checks that it succeeded.
+fn alice_ok(sb: &Sandbox, program: &str, args: &[&str], input: &[u8]) -> Output {
+    let out = run_as_with(sb, "alice", program, args, input);
+    ok(&out, &format!("{program} {args:?}"));
+    out
+}
+
+/// The messages in maildir `dir` (new/ then cur/), normalized (dates, pids and ids masked).
+fn messages(sb: &Sandbox, dir: &str) -> Vec<String> {
+    maildir(sb, dir).iter().map(|m| normalize(m)).collect()
+}
+
+/// `messages`, sorted.
+fn sorted_messages(sb: &Sandbox, dir: &str) -> Vec<String> {
+    let mut v = messages(sb, dir);
+    v.sort();
+    v
+}
+
 /// What Python's subprocess feeds to `sendmail -t` as alice.
 const PY_SENDMAIL: &str = r#"
 import subprocess, sys
@@ -46,8 +65,7 @@ fn inject_sendmail_t_from_python() {
     start(&sb, &[], &[], "./Maildir/");
     sb.write_file("/home/bob/.qmail-bcc", b"./Maildir/\n", "bob", 0o644);
     let msg = b"To: bob\nCc: alice@test.example\nBcc: bob-bcc\nSubject: from python\n\nbody\n";
-    let out = run_as_with(&sb, "alice", "python3", &["-c", PY_SENDMAIL], msg);
-    ok(&out, "python sendmail -t");
+    alice_ok(&sb, "python3", &["-c", PY_SENDMAIL], msg);
     drain(&sb);
     let header = |to: &str| {
         format!(
@@ -56,18 +74,11 @@ fn inject_sendmail_t_from_python() {
              Subject: from python\n\nbody\n"
         )
     };
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
-        .collect();
-    bob.sort();
+    let bob = sorted_messages(&sb, "/home/bob/Maildir");
     let mut want = vec![header("bob"), header("bob-bcc")];
     want.sort();
     assert_eq!(bob, want);
-    let alice: Vec<String> = maildir(&sb, "/home/alice/Maildir")
-        .iter()
-        .map(|m| normalize(m))
-        .collect();
+    let alice = messages(&sb, "/home/alice/Maildir");
     assert_eq!(alice, vec![header("alice")]);
 }
 
@@ -86,19 +97,14 @@ fn inject_from_mailx() {
     start(&sb, &[], &[], "./Maildir/");
     // The sandbox's / is a copy-on-write overlay: this link never reaches the host.
     sb.sh_ok("ln -sfn /var/qmail/bin/sendmail /usr/sbin/sendmail && ln -sfn /var/qmail/bin/sendmail /usr/lib/sendmail");
-    let out = run_as_with(
+    alice_ok(
         &sb,
-        "alice",
         "bsd-mailx",
         &["-s", "mailx subject", "bob"],
         b"hello from mailx\n",
     );
-    ok(&out, "bsd-mailx");
     drain(&sb);
-    let bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
-        .collect();
+    let bob = messages(&sb, "/home/bob/Maildir");
     assert_eq!(bob.len(), 1, "log:\n{}", full_log(&sb));
     assert_eq!(
         bob[0],
@@ -124,8 +130,7 @@ fn inject_crlf_input() {
     };
     start(&sb, &[], &[], "./Maildir/");
     let msg = b"From: alice\r\nTo: bob\r\nSubject: crlf\r\n\r\nline one\r\nline two\r\n";
-    let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", &["-t"], msg);
-    ok(&out, "sendmail -t");
+    alice_ok(&sb, "/var/qmail/bin/sendmail", &["-t"], msg);
     drain(&sb);
     let bob = maildir(&sb, "/home/bob/Maildir");
     assert_eq!(bob.len(), 1);
@@ -160,20 +165,14 @@ fn inject_controls_and_f() {
     ];
     start(&sb, &locals, &controls, "./Maildir/");
     let msg = b"To: bob, bob@x+\nSubject: controls\n\nc\n";
-    let out = run_as_with(
+    alice_ok(
         &sb,
-        "alice",
         "/var/qmail/bin/qmail-inject",
         &["-H", "-f", "alice", "bob@silverton"],
         msg,
     );
-    ok(&out, "qmail-inject");
     drain(&sb);
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
-        .collect();
-    bob.sort();
+    let bob = sorted_messages(&sb, "/home/bob/Maildir");
     let mut want: Vec<String> = ["bob@deflt.test.example", "bob@silverton.test.example", "bob@x.plus.test.example"]
         .iter()
         .map(|to| {
@@ -194,9 +193,8 @@ fn inject_controls_and_f() {
     let out = feed(cmd, b"To: bob\nSubject: env\n\ne\n");
     ok(&out, "qmail-inject with environment");
     drain(&sb);
-    let env_msg: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
+    let env_msg: Vec<String> = messages(&sb, "/home/bob/Maildir")
+        .into_iter()
         .filter(|m| m.contains("Subject: env\n"))
         .collect();
     assert_eq!(
@@ -219,14 +217,12 @@ fn inject_sendmail_bp() {
     };
     start(&sb, &[], &[], "./Maildir/");
     sb.write_file("/home/alice/.qmail-defer", b"|exit 111\n", "alice", 0o644);
-    let out = run_as_with(
+    alice_ok(
         &sb,
-        "alice",
         "/var/qmail/bin/sendmail",
         &["alice-defer", "nobody@remote.example"],
         b"Subject: stays\n\nq\n",
     );
-    ok(&out, "sendmail");
     let processed = sb.wait_until(Duration::from_secs(30), || {
         sb.queue_files("todo").is_empty()
             && sb.queue_files("info").len() == 1
@@ -299,14 +295,10 @@ fn inject_sendmail_f_and_resent() {
         ),
     ];
     for (args, msg) in runs {
-        let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", args, msg);
-        ok(&out, &format!("sendmail {args:?}"));
+        alice_ok(&sb, "/var/qmail/bin/sendmail", args, msg);
     }
     drain(&sb);
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
-        .collect();
+    let mut bob = messages(&sb, "/home/bob/Maildir");
     bob.sort_by_key(|m| {
         m.lines()
             .find(|l| l.starts_with("Subject: "))
@@ -357,11 +349,7 @@ fn inject_flags_mft_and_refusals() {
     let msg = b"Return-Path: <ignored@test.example>\nFrom: someone@else.example\nMessage-ID: <old@x>\nTo: bob-list@test.example\nCc: bob-cc\nSubject: flags\n\nv\n";
     ok(&feed(cmd, msg), "qmail-inject QMAILINJECT=rfis");
     drain(&sb);
-    let mut bob: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
-        .collect();
-    bob.sort();
+    let bob = sorted_messages(&sb, "/home/bob/Maildir");
     let want = |to: &str| {
         format!(
             "Return-Path: <alice-{to}=test.example@test.example>\nDelivered-To: {to}@test.example\n\
@@ -378,18 +366,15 @@ fn inject_flags_mft_and_refusals() {
         "To: {}@test.example, bob-x@test.example, bob-y@test.example\nSubject: long\n\nl\n",
         "bob-".to_string() + &"a".repeat(36)
     );
-    let out = run_as_with(
+    alice_ok(
         &sb,
-        "alice",
         "/var/qmail/bin/predate",
         &["/var/qmail/bin/sendmail", "-t"],
         long.as_bytes(),
     );
-    ok(&out, "predate sendmail -t");
     drain(&sb);
-    let longs: Vec<String> = maildir(&sb, "/home/bob/Maildir")
-        .iter()
-        .map(|m| normalize(m))
+    let longs: Vec<String> = messages(&sb, "/home/bob/Maildir")
+        .into_iter()
         .filter(|m| m.contains("Subject: long\n"))
         .collect();
     assert_eq!(longs.len(), 3);
@@ -435,8 +420,7 @@ fn inject_sendmail_bs() {
     start(&sb, &[], &[], "./Maildir/");
     let dialogue = b"HELO x.example\r\nMAIL FROM:<alice@test.example>\r\nRCPT TO:<bob@test.example>\r\nDATA\r\n\
 Subject: bs\r\n\r\n..dot line\r\nbs body\r\n.\r\nQUIT\r\n";
-    let out = run_as_with(&sb, "alice", "/var/qmail/bin/sendmail", &["-bs"], dialogue);
-    ok(&out, "sendmail -bs");
+    let out = alice_ok(&sb, "/var/qmail/bin/sendmail", &["-bs"], dialogue);
     let codes: Vec<String> = text(&out.stdout)
         .lines()
         .map(|l| l.chars().take(3).collect())

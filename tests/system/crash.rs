@@ -259,7 +259,7 @@ fn killer(sb: &Sandbox, pace: &Pace, rng: &mut Rng) -> Kills {
     let mut hits = 0;
     let mut draws = 0usize;
     // A stuck run must not spin for ever; far beyond any healthy run's length.
-    let give_up = Instant::now() + Duration::from_secs(1800);
+    let give_up = Instant::now() + Duration::from_secs(600);
     while hits < pace.trials && Instant::now() < give_up {
         while !pace.trial_may_go(hits) {
             std::thread::sleep(Duration::from_millis(10));
@@ -269,22 +269,21 @@ fn killer(sb: &Sandbox, pace: &Pace, rng: &mut Rng) -> Kills {
         if draws % 8 == 0 {
             sb.svc(&["-a", "/service/qmail-send"]);
         }
-        // A kind drawn at random, caught within a second (the short-lived ones come and go);
-        // failing that, a random live process of a random kind that has one right now.
+        // A kind drawn at random, caught within a second (the short-lived ones come and go, and
+        // may be gone by the time the signal is sent); failing that, a random live process of a
+        // random kind that has one right now.
         let drawn = rng.below(KINDS.len());
         let deadline = Instant::now() + Duration::from_secs(1);
-        let mut victim = None;
-        while victim.is_none() {
+        let mut hit = None;
+        while hit.is_none() && Instant::now() < deadline {
             let pids = sb.live_pids(KINDS[drawn]);
-            if !pids.is_empty() {
-                victim = Some((drawn, pids[rng.below(pids.len())]));
-            } else if Instant::now() >= deadline {
-                break;
-            } else {
+            if pids.is_empty() {
                 std::thread::sleep(Duration::from_millis(5));
+            } else if sb.kill9(pids[rng.below(pids.len())], KINDS[drawn]) {
+                hit = Some(drawn);
             }
         }
-        if victim.is_none() {
+        if hit.is_none() {
             kills.misses[drawn] += 1;
             let live: Vec<(usize, Vec<u32>)> = (0..KINDS.len())
                 .map(|k| (k, sb.live_pids(KINDS[k])))
@@ -292,14 +291,12 @@ fn killer(sb: &Sandbox, pace: &Pace, rng: &mut Rng) -> Kills {
                 .collect();
             if !live.is_empty() {
                 let (k, pids) = &live[rng.below(live.len())];
-                victim = Some((*k, pids[rng.below(pids.len())]));
+                if sb.kill9(pids[rng.below(pids.len())], KINDS[*k]) {
+                    hit = Some(*k);
+                }
             }
         }
-        let Some((kind, pid)) = victim else {
-            continue;
-        };
-        let hit = sb.kill9(pid, KINDS[kind]);
-        if hit {
+        if let Some(kind) = hit {
             kills.hits[kind] += 1;
             hits += 1;
         }
@@ -472,7 +469,7 @@ fn crash_kill_9_everything_under_load() {
 
     // Drain: qmail-send back up and nothing pending, retrying deferrals now and then.
     let mut last_alarm = Instant::now();
-    let drained = sb.wait_until(Duration::from_secs(900), || {
+    let drained = sb.wait_until(Duration::from_secs(600), || {
         if last_alarm.elapsed() > Duration::from_secs(3) {
             sb.svc(&["-a", "/service/qmail-send"]);
             last_alarm = Instant::now();

@@ -8,9 +8,11 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use qmail_testkit::queue_stub;
 
 const BIN: &str = env!("CARGO_BIN_EXE_qmail-local");
 const MSG: &[u8] = b"Subject: hi\nFrom: bob@example.net\n\nFrom me\n>From you\nlast line";
@@ -73,6 +75,16 @@ const JOE: Rcpt<'static> = Rcpt {
     sender: "bob@example.net",
     default_delivery: "./Mailbox\n",
 };
+
+/// joe at local part `local`, which is `joe-` and then extension `ext`.
+fn joe_ext<'a>(local: &'a str, ext: &'a str) -> Rcpt<'a> {
+    Rcpt {
+        local,
+        dash: "-",
+        ext,
+        ..JOE
+    }
+}
 
 struct Run {
     code: i32,
@@ -209,11 +221,8 @@ fn mbox_delivery_through_default_delivery() {
 fn program_environment_and_stdin() {
     let s = Scratch::new();
     let rcpt = Rcpt {
-        local: "joe-Foo.Bar-baz",
-        dash: "-",
-        ext: "Foo.Bar-baz",
         domain: "mx.Example.org",
-        ..JOE
+        ..joe_ext("joe-Foo.Bar-baz", "Foo.Bar-baz")
     };
     s.write(
         ".qmail-foo:bar-default",
@@ -343,12 +352,7 @@ fn looping_message_bounces() {
 #[test]
 fn no_mailbox_and_defaults() {
     let s = Scratch::new();
-    let rcpt = Rcpt {
-        local: "joe-nope",
-        dash: "-",
-        ext: "nope",
-        ..JOE
-    };
+    let rcpt = joe_ext("joe-nope", "nope");
     let r = run(&s, &rcpt);
     assert_eq!(
         (r.code, r.stderr.as_str()),
@@ -516,48 +520,13 @@ fn unseekable_message_defers() {
 
 // ---- forwarding through a stand-in $QMAILQUEUE ----
 
-const QQ: &str =
-    "#!/bin/sh\ncat > \"$QQ_OUT/qq.msg\"\ncat <&1 > \"$QQ_OUT/qq.env\"\nexit ${QQ_EXIT:-0}\n";
-
 /// How forwards can be run here: directly, inside a namespace, or not at all.
 fn forward_prefix() -> Option<Vec<&'static str>> {
-    if Path::new(qmail_core::conf::HOME).is_dir() {
-        return Some(vec![]);
+    let mut prefix = queue_stub::var_qmail_prefix()?;
+    if !prefix.is_empty() {
+        prefix.push(BIN);
     }
-    let root = std::env::temp_dir();
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if !is_root || root.starts_with("/var") {
-        return None;
-    }
-    let script = "mount -t tmpfs none /var && mkdir /var/qmail && exec \"$0\" \"$@\"";
-    let probe = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "true",
-        ])
-        .status();
-    match probe {
-        Ok(st) if st.success() => Some(vec![
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            BIN,
-        ]),
-        _ => None,
-    }
+    Some(prefix)
 }
 
 fn forward_run(s: &Scratch, r: &Rcpt, qq_exit: &str) -> Option<Run> {
@@ -565,15 +534,8 @@ fn forward_run(s: &Scratch, r: &Rcpt, qq_exit: &str) -> Option<Run> {
         eprintln!("SKIPPED: forwarding tests need /var/qmail or root with unshare(1) for a private mount namespace");
         return None;
     };
-    let qq = s.root.join("qq");
-    fs::write(&qq, QQ).unwrap();
-    fs::set_permissions(&qq, fs::Permissions::from_mode(0o755)).unwrap();
-    let out = s.root.to_str().unwrap().to_string();
-    let env = [
-        ("QMAILQUEUE", qq.to_str().unwrap()),
-        ("QQ_OUT", out.as_str()),
-        ("QQ_EXIT", qq_exit),
-    ];
+    let stub = queue_stub::install(&s.root, qq_exit);
+    let env: Vec<(&str, &str)> = stub.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Some(finish(
         command(&prefix, s, r, &[], MSG, &env).output().unwrap(),
     ))
@@ -612,12 +574,7 @@ fn forwarding() {
 
 #[test]
 fn forwarding_owner_and_verp_senders() {
-    let rcpt = Rcpt {
-        local: "joe-list",
-        dash: "-",
-        ext: "list",
-        ..JOE
-    };
+    let rcpt = joe_ext("joe-list", "list");
     let s = Scratch::new();
     s.write(".qmail-list", b"&member@example.net\n", 0o700);
     s.write(".qmail-list-owner", b"&joe\n", 0o600);

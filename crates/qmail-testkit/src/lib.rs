@@ -16,6 +16,7 @@ pub mod helper;
 pub mod holder;
 pub mod mail;
 pub mod procs;
+pub mod queue_stub;
 pub mod sandbox;
 pub mod services;
 

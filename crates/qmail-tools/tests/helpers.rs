@@ -6,10 +6,11 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use qmail_testkit::queue_stub;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -216,39 +217,6 @@ fn forward_needs_environment() {
 
 // ---- queueing through a stand-in $QMAILQUEUE ----
 
-const QQ: &str =
-    "#!/bin/sh\ncat > \"$QQ_OUT/qq.msg\"\ncat <&1 > \"$QQ_OUT/qq.env\"\nexit ${QQ_EXIT:-0}\n";
-
-fn namespace_prefix() -> Option<Vec<&'static str>> {
-    if Path::new("/var/qmail").is_dir() {
-        return Some(vec![]);
-    }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if !is_root || std::env::temp_dir().starts_with("/var") {
-        return None;
-    }
-    let script = "mount -t tmpfs none /var && mkdir /var/qmail && exec \"$0\" \"$@\"";
-    let ns = vec![
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-    ];
-    let mut probe = ns.clone();
-    probe.push("true");
-    match Command::new(probe[0]).args(&probe[1..]).status() {
-        Ok(s) if s.success() => Some(ns),
-        _ => None,
-    }
-}
-
 /// Runs `prog` with the stand-in qmail-queue; returns the exit code, output, and the recorded
 /// message and envelope (empty when nothing was queued).
 fn queued(
@@ -258,19 +226,13 @@ fn queued(
     stdin: &[u8],
     qq_exit: &str,
 ) -> Option<(i32, String, Vec<u8>, Vec<u8>)> {
-    let Some(prefix) = namespace_prefix() else {
+    let Some(prefix) = queue_stub::var_qmail_prefix() else {
         eprintln!("SKIPPED: {prog} queueing tests need /var/qmail or root with unshare(1) for a private mount namespace");
         return None;
     };
     let d = scratch();
-    let qq = d.join("qq");
-    fs::write(&qq, QQ).unwrap();
-    fs::set_permissions(&qq, fs::Permissions::from_mode(0o755)).unwrap();
-    let (q, o) = (
-        qq.to_str().unwrap().to_string(),
-        d.to_str().unwrap().to_string(),
-    );
-    let mut e: Vec<(&str, &str)> = vec![("QMAILQUEUE", &q), ("QQ_OUT", &o), ("QQ_EXIT", qq_exit)];
+    let stub = queue_stub::install(&d, qq_exit);
+    let mut e: Vec<(&str, &str)> = stub.iter().map(|(k, v)| (*k, v.as_str())).collect();
     e.extend_from_slice(env);
     // The message must be seekable for condredirect: hand it over as a file.
     let msgfile = d.join("msg");
@@ -289,8 +251,7 @@ fn queued(
     let out = c.stdin(fs::File::open(&msgfile).unwrap()).output().unwrap();
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let msg = fs::read(d.join("qq.msg")).unwrap_or_default();
-    let env = fs::read(d.join("qq.env")).unwrap_or_default();
+    let (msg, env) = queue_stub::recorded(&d);
     fs::remove_dir_all(&d).unwrap();
     Some((out.status.code().unwrap_or(-1), text, msg, env))
 }

@@ -145,12 +145,14 @@ mod tests {
 
     const RECEIVED: &[u8] = b"Received: from client.example (192.0.2.1)\n  by mx.example with QMQP; 14 Nov 2023 22:13:20 -0000\n";
 
+    /// (input, reply, message body after the Received line, recipients queued).
+    type Case<'a> = (Vec<u8>, &'a [u8], &'a [u8], &'a [&'a [u8]]);
+
     #[test]
-    #[allow(clippy::type_complexity)]
     fn messages_and_responses() {
         let long = vec![b'x'; 1000];
         let bad: &[u8] = b"51:Dsorry, I can't accept addresses like that (#5.1.3),";
-        let table: &[(Vec<u8>, &[u8], &[u8], &[&[u8]])] = &[
+        let table: &[Case] = &[
             (
                 package(
                     b"Subject: a\n\nbody\r\n",

@@ -288,13 +288,23 @@ mod tests {
 
     const OK: &[u8] = b"22:Kok 1700000000 qp 4242,";
 
+    /// (input, RELAYCLIENT, databytes, replies, message body after the Received line, recipients
+    /// queued).
+    type Case<'a> = (
+        Vec<u8>,
+        Option<&'a [u8]>,
+        u64,
+        &'a [u8],
+        &'a [u8],
+        &'a [&'a [u8]],
+    );
+
     #[test]
-    #[allow(clippy::type_complexity)]
     fn packages_and_responses() {
         let long = vec![b'a'; 996];
         let long_rcpt = [&long[..], b"@x"].concat();
         let too_long = [&long_rcpt[..], b"yz"].concat();
-        let table: &[(Vec<u8>, Option<&[u8]>, u64, &[u8], &[u8], &[&[u8]])] = &[
+        let table: &[Case] = &[
             // LF mode, two recipients, one outside rcpthosts.
             (
                 package(b"\nhi\n", b"s@a", &[b"u@example.com", b"v@evil.example"]),

@@ -6,8 +6,9 @@
 //! recipients, duplicates are counted and printed, and the queue is clean.
 //!
 //! qmail's answer to a dead qmail-clean, qmail-lspawn or qmail-rspawn is qmail-send's "lost ...
-//! connection! dying..." alert: it finishes what it can and exits, taking the rest of
-//! qmail-start's group with it, and supervise starts the group again. A killed qmail-local or
+//! connection! dying..." alert: it lets the deliveries in progress finish and exits, the rest of
+//! qmail-start's group follows on end of file, and supervise starts the group again. Messages
+//! finished meanwhile keep their mess/ file until the 36-hour sweep, as in qmail. A killed qmail-local or
 //! qmail-remote is a deferral ("crashed"), retried on qmail's schedule, which the test hurries
 //! with ALRM (`svc -a`).
 //!
@@ -580,8 +581,11 @@ fn crash_kill_9_everything_under_load() {
         accepted.len()
     );
 
-    // The queue is clean: what is left are half-queued messages of killed qmail-queue runs (an
-    // intd/ and a mess/ file that no todo/ names), which the 36-hour sweep removes.
+    // The queue is clean: nothing in todo/, info/, local/, remote/ or bounce/. What is left in
+    // mess/ (and intd/) are files no todo/ or info/ names, for the 36-hour sweep: half-queued
+    // messages of killed qmail-queue runs, and the mess/ files of messages finished while
+    // qmail-clean was dead or before a killed qmail-send asked it (qmail's messdone removes info/
+    // first and leaves mess/ to qmail-clean; without it the file stays until the sweep).
     let orphans = sb.queue_files("mess");
     let intd = sb.queue_files("intd");
     assert!(
@@ -589,7 +593,7 @@ fn crash_kill_9_everything_under_load() {
         "an intd/ file without its mess/ file: intd {intd:?}, mess {orphans:?}"
     );
     println!(
-        "half-queued orphans left for the 36-hour sweep: {} (intd {})",
+        "orphans left for the 36-hour sweep: mess {} (intd {})",
         orphans.len(),
         intd.len()
     );

@@ -544,7 +544,8 @@ fn crash_kill_9_everything_under_load() {
         remote.len()
     );
     println!(
-        "lost: local {}, remote {}; qmail-send alerts: lost qmail-clean {}, lost spawn {}",
+        "lost: local {}, remote {}; qmail-send alerts in the log multilog kept: lost qmail-clean \
+         {}, lost spawn {}",
         lost_local.len(),
         lost_remote.len(),
         log.matches("lost qmail-clean connection").count(),

@@ -212,7 +212,9 @@ pub const SETUP: &str = "\
   sandboxes); the disk limit is measured there too.
 - fsyncs: one extra round of SMTP in -> Maildir under `strace -f -Y` attached to every process of
   the MTA. RSS: VmHWM from /proc, sampled every 20 ms (SMTP server) or read after the large queue
-  was injected towards 127.0.0.3, where nothing listens (queue manager).
+  was injected towards 127.0.0.3, where nothing listens (queue manager). CPU per message: the
+  whole machine's busy time from /proc/stat over a run (load generator included), divided by its
+  messages.
 ";
 
 /// The Markdown report.

@@ -1,15 +1,19 @@
 //! Privilege audit (issue 11): while qmail runs in a sandbox, every qmail process is read from
 //! /proc and its real, effective, saved and filesystem uids and gids, its supplementary groups and
 //! its effective capabilities are compared with DESIGN.md §1's table (qmail-start's, qmail-lspawn's
-//! and tcpserver's setgroups/setgid/setuid, the setuid qmail-queue). A second test tampers with the
-//! queue's owners and modes and checks that qmail-queue refuses the message with qmail's exit code
-//! and leaves nothing behind.
+//! and tcpserver's setgroups/setgid/setuid, the setuid qmail-queue). A second test catches the
+//! short-lived programs in flight (qmail-remote held by a receiver that never greets, qmail-getpw
+//! caught by polling /proc during a stream of local deliveries) and audits them the same way. A
+//! third test tampers with the queue's owners and modes and checks that qmail-queue refuses the
+//! message with qmail's exit code and leaves nothing behind.
 
 use qmail_testkit::accounts::{qmail_gid, qmail_uid};
 use qmail_testkit::holder::namespace_of;
+use qmail_testkit::sandbox::timeout_scale;
 use qmail_testkit::{sandbox, Sandbox};
+use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "test.example";
 
@@ -64,6 +68,47 @@ fn processes(sb: &Sandbox) -> Vec<(u32, String, Creds)> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         if let Some(c) = parse_status(&status) {
             out.push((pid, comm.trim().to_string(), c));
+        }
+    }
+    out
+}
+
+/// The credentials of `pid` if it is, in one read of /proc/<pid>/status, a live (not zombie)
+/// process named `comm`, and belongs to the mount namespace `ns`. None if it exited, exec'd
+/// something else or was recycled meanwhile: the short-lived programs come and go between the
+/// scan of /proc and this read, and that is not a failure.
+fn snapshot(pid: u32, comm: &str, ns: &str) -> Option<Creds> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    if field("Name:")? != comm || field("State:")?.starts_with('Z') {
+        return None;
+    }
+    let creds = parse_status(&status)?;
+    // Checked after the read: a pid recycled into another namespace is not ours.
+    (namespace_of(pid).as_deref() == Some(ns)).then_some(creds)
+}
+
+/// One quick pass over /proc: the credentials of the live processes named `comm` in `ns`, read
+/// only for the pids whose `comm` matches (one small read per process, so a pass is short).
+fn catch(comm: &str, ns: &str) -> Vec<(u32, Creds)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(name) = std::fs::read(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if name.strip_suffix(b"\n").unwrap_or(&name) != comm.as_bytes() {
+            continue;
+        }
+        if let Some(c) = snapshot(pid, comm, ns) {
+            out.push((pid, c));
         }
     }
     out
@@ -209,6 +254,173 @@ fn privileges_match_the_design_table() {
         "privileges: audited {} processes: {:?}",
         procs.len(),
         procs.iter().map(|p| p.1.as_str()).collect::<Vec<_>>()
+    );
+}
+
+/// Compares each caught process with its row of the table, plus the rule every qmail process but
+/// qmail-lspawn keeps: no uid 0, gid 0, group 0 or effective capability in any slot.
+fn audit(
+    name: &str,
+    caught: &BTreeMap<u32, Creds>,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (pid, c) in caught {
+        let want = Creds {
+            uid: all(uid),
+            gid: all(gid),
+            groups: groups.to_vec(),
+            cap_eff: 0,
+        };
+        if *c != want {
+            problems.push(format!("{name}[{pid}]: have {c:?}, want {want:?}"));
+        }
+        if c.uid.contains(&0) || c.gid.contains(&0) || c.groups.contains(&0) {
+            problems.push(format!("{name}[{pid}]: root credentials: {c:?}"));
+        }
+    }
+    problems
+}
+
+/// A receiver for 127.0.0.2:25 that accepts every connection and never says a word; touches
+/// /tmp/silent.ready once listening and /tmp/silent.conn once a client is held.
+const SILENT_RECEIVER: &str = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.2', 25))
+s.listen(8)
+open('/tmp/silent.ready', 'w').close()
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+    open('/tmp/silent.conn', 'w').close()
+"#;
+
+#[test]
+fn short_lived_programs_match_the_design_table() {
+    let Some(sb) = sandbox!("short_lived_programs_match_the_design_table") else {
+        return;
+    };
+    if !sb.has_program("qmail-remote") || !sb.has_program("qmail-getpw") {
+        return;
+    }
+    sb.write_control("me", &format!("{DOMAIN}\n"));
+    // Only this domain goes to the silent receiver, and without DNS.
+    sb.write_control("smtproutes", "silent.example:127.0.0.2\n");
+    sb.maildirmake("alice", "Maildir");
+    sb.start_qmail("./Maildir/");
+
+    let (alice_uid, alice_gid, _) = sb.user("alice").expect("alice");
+    let uid = |n: &str| qmail_uid(n).expect("qmail user");
+    let qmail = qmail_gid("qmail").expect("group qmail");
+    let nofiles = qmail_gid("nofiles").expect("group nofiles");
+    let ns = namespace_of(sb.pid()).expect("sandbox namespace");
+    let mut problems = Vec::new();
+
+    // qmail-getpw: with no users/cdb, qmail-lspawn runs it once per local delivery, for a few
+    // milliseconds, as qmailp with gid and groups nofiles (crates/qmail-lspawn, DESIGN.md §1).
+    // Batches of 100 deliveries with /proc polled as fast as one pass allows, until 3 distinct
+    // pids are caught (up to 10 batches).
+    let start = Instant::now();
+    let to = format!("alice@{DOMAIN}");
+    let rcpts: Vec<&str> = vec![to.as_str(); 100];
+    let mut getpw: BTreeMap<u32, Creds> = BTreeMap::new();
+    let mut batches = 0;
+    let mut passes = 0u64;
+    while getpw.len() < 3 && batches < 10 {
+        batches += 1;
+        let q = sb.inject(b"Subject: getpw\n\nx\n", &to, &rcpts, alice_uid, alice_gid);
+        assert_eq!(q.code, Some(0), "{}", q.stderr);
+        let deadline = Instant::now() + Duration::from_secs(60) * timeout_scale();
+        loop {
+            passes += 1;
+            getpw.extend(catch("qmail-getpw", &ns));
+            // Looking at the queue costs more than a pass: only now and then.
+            if passes % 32 == 0 && sb.queue_is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "batch {batches} not delivered; log:\n{}",
+                sb.log()
+            );
+        }
+    }
+    let delivered = sb.maildir_messages("alice").len();
+    eprintln!(
+        "privileges: caught {} qmail-getpw in {delivered} deliveries ({batches} batches, \
+         {passes} passes over /proc) in {:.1} s",
+        getpw.len(),
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(delivered, 100 * batches, "log:\n{}", sb.log());
+    assert!(
+        getpw.len() >= 3,
+        "caught only {} qmail-getpw in {delivered} deliveries",
+        getpw.len()
+    );
+    problems.extend(audit(
+        "qmail-getpw",
+        &getpw,
+        uid("qmailp"),
+        nofiles,
+        &[nofiles],
+    ));
+
+    // qmail-remote: the silent receiver holds it waiting for the greeting (timeoutremote,
+    // 1200 s), long enough to be read at leisure.
+    let start = Instant::now();
+    let _silent = bg({
+        let mut c = sb.command("python3");
+        c.args(["-c", SILENT_RECEIVER]);
+        c
+    });
+    assert!(
+        sb.wait_until(Duration::from_secs(15), || sb.exists("/tmp/silent.ready")),
+        "the silent receiver did not start"
+    );
+    let q = sb.inject(
+        b"Subject: remote\n\nx\n",
+        &to,
+        &["user@silent.example"],
+        alice_uid,
+        alice_gid,
+    );
+    assert_eq!(q.code, Some(0), "{}", q.stderr);
+    let mut remote: BTreeMap<u32, Creds> = BTreeMap::new();
+    let caught = sb.wait_until(Duration::from_secs(20), || {
+        remote.extend(catch("qmail-remote", &ns));
+        !remote.is_empty() && sb.exists("/tmp/silent.conn")
+    });
+    assert!(
+        caught,
+        "no qmail-remote in flight (caught {}); log:\n{}",
+        remote.len(),
+        sb.log()
+    );
+    // Read once more, now that it is known to be connected and waiting.
+    remote.extend(catch("qmail-remote", &ns));
+    eprintln!(
+        "privileges: caught {} qmail-remote waiting for a greeting in {:.1} s",
+        remote.len(),
+        start.elapsed().as_secs_f64()
+    );
+    problems.extend(audit(
+        "qmail-remote",
+        &remote,
+        uid("qmailr"),
+        qmail,
+        &[qmail],
+    ));
+
+    assert!(
+        problems.is_empty(),
+        "privilege audit of the short-lived programs:\n{}",
+        problems.join("\n")
     );
 }
 

@@ -22,7 +22,7 @@
 //!
 //! Either engine: a crash input goes to `tests/fuzz/regressions/<target>/` once understood, where
 //! the qmail-fuzz crate's tests and both engines replay it. `cargo xtask test` calls [`smoke`]:
-//! every target for [`SMOKE_SECONDS`] under the mutation engine, then the self-check and every
+//! the qmail-fuzz crate's own tests, then every target for [`SMOKE_SECONDS`] under the mutation engine, then the self-check and every
 //! target for [`LIBFUZZER_SMOKE_SECONDS`] under libFuzzer (about 2 minutes from a clean target
 //! directory on 2 cores, most of it the instrumented build).
 
@@ -146,6 +146,18 @@ pub fn fuzz(root: &Path, args: &FuzzArgs) -> bool {
 
 /// The bounded pass of `cargo xtask test`: both engines over every target.
 pub fn smoke(root: &Path) -> bool {
+    // The harness's own tests (property checks of the targets, regression replays) live in a
+    // workspace of their own, which `cargo test --workspace` does not reach.
+    let t = Instant::now();
+    let mut unit = cargo();
+    unit.current_dir(root)
+        .args(["test", "--release", "--quiet", "--manifest-path"])
+        .arg(root.join("tests/fuzz/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_root(root).join("fuzz"));
+    eprintln!("==> fuzz harness tests: {unit:?}");
+    let unit_ok = unit.status().map(|s| s.success()).unwrap_or(false);
+    eprintln!("==> fuzz harness tests took {:.0?}", t.elapsed());
     let mutate = fuzz(
         root,
         &FuzzArgs {
@@ -169,7 +181,7 @@ pub fn smoke(root: &Path) -> bool {
         "==> fuzz (libFuzzer): build and runs took {:.0?}",
         t.elapsed()
     );
-    mutate && libfuzzer
+    unit_ok && mutate && libfuzzer
 }
 
 /// `cargo xtask fuzz ...`; returns the exit code.

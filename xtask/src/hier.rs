@@ -201,6 +201,12 @@ pub fn fixed() -> Vec<Entry> {
         conf::USER_QMAILR,
         0o644,
     ));
+    h.push(entry(
+        "queue/lock/tcpto6",
+        Kind::Zeroed(2048),
+        conf::USER_QMAILR,
+        0o644,
+    ));
     h.push(entry("queue/lock/sendmutex", Kind::Zeroed(0), s, 0o600));
     h.push(entry("queue/lock/trigger", Kind::Fifo, s, 0o622));
 
@@ -325,6 +331,7 @@ mod tests {
             ("queue/remote", "qmails", 0o700),
             ("queue/bounce", "qmails", 0o700),
             ("queue/lock/tcpto", "qmailr", 0o644),
+            ("queue/lock/tcpto6", "qmailr", 0o644),
             ("queue/lock/sendmutex", "qmails", 0o600),
             ("queue/lock/trigger", "qmails", 0o622),
             ("bin/qmail-queue", "qmailq", 0o4711),
@@ -344,6 +351,7 @@ mod tests {
             );
         }
         assert_eq!(find(&h, "queue/lock/tcpto").kind, Kind::Zeroed(1024));
+        assert_eq!(find(&h, "queue/lock/tcpto6").kind, Kind::Zeroed(2048));
         assert_eq!(find(&h, "queue/lock/trigger").kind, Kind::Fifo);
         assert_eq!(
             find(&h, "bin/datemail").kind,

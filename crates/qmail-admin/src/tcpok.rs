@@ -1,12 +1,15 @@
 //! qmail-tcpok (qmail's `qmail-tcpok.c`): forgets every remote host's recent connection
 //! timeouts by overwriting `queue/lock/tcpto` with 1024 NUL bytes under qmail-remote's lock
-//! (protocols.md §11). Useful after a network outage made qmail-remote skip hosts.
+//! (protocols.md §11), then the IPv6 table `queue/lock/tcpto6` (beyond qmail 1.03) with 2048.
+//! Useful after a network outage made qmail-remote skip hosts.
 //!
-//! Run by root or qmailr. The file must exist (it is created by the installer).
+//! Run by root or qmailr. tcpto must exist (it is created by the installer); a missing tcpto6
+//! (an install from before it) is skipped.
 //!
 //! DIAGNOSTICS: `qmail-tcpok: fatal: unable to chdir to <home>: <e>`, `... unable to chdir to
 //! <home>/queue/lock: <e>`, `... unable to write <home>/queue/lock/tcpto: <e>`,
-//! `... unable to lock ...`, `... unable to clear ...` on stderr. EXIT CODES: 0, 111.
+//! `... unable to lock ...`, `... unable to clear ...` on stderr (the same for tcpto6).
+//! EXIT CODES: 0, 111.
 //! Trust: reads nothing.
 
 use qmail_core::fatal::Fatal;
@@ -22,21 +25,38 @@ pub fn run(home_text: &str, home: &Path) -> Result<(), Fatal> {
     let lock = home.join("queue/lock");
     crate::check_dir(&lock)
         .map_err(|e| Fatal::io(format!("unable to chdir to {home_text}/queue/lock"), &e))?;
-    let file = std::fs::OpenOptions::new()
+    clear(home_text, &lock, crate::tcpto::V4, false)?;
+    clear(home_text, &lock, crate::tcpto::V6, true)
+}
+
+/// Overwrites the start of `<lock>/<shape.name>` with `shape.size` NUL bytes under the lock;
+/// a missing file is fine when `missing_ok`.
+fn clear(
+    home_text: &str,
+    lock: &Path,
+    shape: crate::tcpto::Table,
+    missing_ok: bool,
+) -> Result<(), Fatal> {
+    let name = format!("{home_text}/queue/lock/{}", shape.name);
+    let file = match std::fs::OpenOptions::new()
         .write(true)
-        .open(lock.join("tcpto"))
-        .map_err(|e| Fatal::io(format!("unable to write {home_text}/queue/lock/tcpto"), &e))?;
+        .open(lock.join(shape.name))
+    {
+        Ok(f) => f,
+        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Fatal::io(format!("unable to write {name}"), &e)),
+    };
     let mut held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(
         |(_, errno)| {
             Fatal::io(
-                format!("unable to lock {home_text}/queue/lock/tcpto"),
+                format!("unable to lock {name}"),
                 &std::io::Error::from_raw_os_error(errno as i32),
             )
         },
     )?;
-    held.write_all(&[0u8; crate::tcpto::TABLE_SIZE])
+    held.write_all(&vec![0u8; shape.size])
         .and_then(|()| held.flush())
-        .map_err(|e| Fatal::io(format!("unable to clear {home_text}/queue/lock/tcpto"), &e))
+        .map_err(|e| Fatal::io(format!("unable to clear {name}"), &e))
 }
 
 /// The program: [`run`] on qmail's home.
@@ -76,5 +96,24 @@ mod tests {
         );
         assert!(after[..1024].iter().all(|&c| c == 0));
         assert!(after[1024..].iter().all(|&c| c == 0xa5));
+        assert!(!t.path().join("queue/lock/tcpto6").exists());
+        // tcpto6 too, when there is one
+        t.write("queue/lock/tcpto", &[0xa5; 1024]);
+        t.write("queue/lock/tcpto6", &[0x5a; 2048]);
+        run("/var/qmail", t.path()).unwrap();
+        assert_eq!(
+            std::fs::read(t.path().join("queue/lock/tcpto")).unwrap(),
+            vec![0u8; 1024]
+        );
+        assert_eq!(
+            std::fs::read(t.path().join("queue/lock/tcpto6")).unwrap(),
+            vec![0u8; 2048]
+        );
+        std::fs::remove_file(t.path().join("queue/lock/tcpto6")).unwrap();
+        std::fs::create_dir(t.path().join("queue/lock/tcpto6")).unwrap();
+        assert_eq!(
+            run("/var/qmail", t.path()).unwrap_err(),
+            Fatal::temp("unable to write /var/qmail/queue/lock/tcpto6: is a directory")
+        );
     }
 }

@@ -4,22 +4,23 @@
 //! message on fd 0 and fd 1 (and 2) a pipe back to qmail-rspawn. No options.
 //!
 //! READS control/helohost (default control/me; one of them must exist), control/smtproutes,
-//! control/timeoutconnect (60), control/timeoutremote (1200), queue/lock/tcpto (read and
-//! updated), /etc/resolv.conf, all relative to qmail's home (remote.md §2).
+//! control/timeoutconnect (60), control/timeoutremote (1200), queue/lock/tcpto and
+//! queue/lock/tcpto6 (read and updated), /etc/resolv.conf, all relative to qmail's home (remote.md §2).
 //!
 //! DOES: picks a relay from smtproutes or looks up MX then A and AAAA records of `host` (literals
 //! `[1.2.3.4]` and `[IPv6:2001:db8::1]` need no DNS), rewrites the sender and recipients (quoting
 //! local parts, CNAME canonicalisation of recipient domains when no relay applies), drops
 //! addresses at or above the best preference that is this host (IPv4 or IPv6), tries the rest in
-//! order (skipping those the tcpto table marks as recently timing out) and runs the SMTP dialogue
+//! order (skipping those the tcpto tables mark as recently timing out) and runs the SMTP dialogue
 //! with the first that answers.
 //!
 //! IPv6 (beyond qmail 1.03): within one MX preference the IPv4 addresses are tried before the
-//! IPv6 ones (qmail_net::mx::order has the reasons), each with the same timeoutconnect. The tcpto
-//! table holds only IPv4 addresses in its on-disk format (protocols.md §11), which qmail-tcpto
-//! and qmail-tcpok also read, so IPv6 peers are neither skipped nor recorded there: a slow IPv6
-//! peer costs timeoutconnect on every attempt. Report texts print an IPv6 address in its usual
-//! compressed text form (`Connected to 2001:db8::1 but ...`).
+//! IPv6 ones (qmail_net::mx::order has the reasons), each with the same timeoutconnect. IPv4
+//! peers are skipped and recorded in qmail's tcpto table, whose on-disk format (protocols.md
+//! §11) holds IPv4 addresses only and stays byte-for-byte qmail's; IPv6 peers use the second
+//! table queue/lock/tcpto6 (qmail_net::tcpto) in exactly the same way. A missing tcpto6 (an
+//! install from before it) just means IPv6 peers are never skipped. Report texts print an IPv6
+//! address in its usual compressed text form (`Connected to 2001:db8::1 but ...`).
 //!
 //! OUTPUT on fd 1: a record per recipient (`r` accepted, `h` refused for good, `s` refused for
 //! now) and one message record (`K` delivered, `Z` try again later, `D` give up), each ending in
@@ -178,20 +179,16 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
         return out.record(msg::AMBIGMX);
     }
     let mut tcpto = Tcpto::new(world.home.join("queue/lock/tcpto"));
+    let mut tcpto6 = Tcpto::new6(world.home.join("queue/lock/tcpto6"));
     for cand in ips.iter().filter(|c| c.pref < prefme) {
-        // The tcpto table is IPv4-only on disk: IPv6 peers bypass it (see the module text).
-        let v4 = match cand.ip {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(_) => None,
+        let table = match cand.ip {
+            IpAddr::V4(_) => &mut tcpto,
+            IpAddr::V6(_) => &mut tcpto6,
         };
-        if v4.is_some_and(|ip| tcpto.should_skip(ip, world.now, world.pid)) {
+        if table.should_skip(cand.ip, world.now, world.pid) {
             continue;
         }
-        let mut record = |timed_out: bool, now: u64| {
-            if let Some(ip) = v4 {
-                tcpto.record(ip, timed_out, now);
-            }
-        };
+        let mut record = |timed_out: bool, now: u64| table.record(cand.ip, timed_out, now);
         match timeoutconn::connect(SocketAddr::new(cand.ip, port), c.timeoutconnect) {
             Ok(mut stream) => {
                 record(false, world.now);

@@ -2,8 +2,8 @@
 //!
 //! [`timeoutconn`] (qmail's `timeoutconn.c`, `timeoutread.c`, `timeoutwrite.c`): connect, read and
 //! write with limits in seconds. [`ipme`] (`ipme.c`): this host's IPv4 and IPv6 addresses. [`tcpto`]
-//! (`tcpto.c`): the 1024-byte table of recent connect timeouts. [`dns`] (`dns.c`): MX, A, AAAA and
-//! CNAME lookups (and PTR, for tcp-env) over UDP with a TCP retry on truncation (hickory-proto for
+//! (`tcpto.c`): the tables of recent connect timeouts (IPv4 `lock/tcpto`, IPv6 `lock/tcpto6`).
+//! [`dns`] (`dns.c`): MX, A, AAAA and CNAME lookups (and PTR, for tcp-env) over UDP with a TCP retry on truncation (hickory-proto for
 //! the wire format, our own blocking sockets, no async runtime). [`mx`] (`dns.c`'s logic): IPv4
 //! and `[IPv6:...]` literals, MX then A and AAAA with preference order, random ties and IPv4 before IPv6 within a
 //! preference, CNAME canonicalisation, over the [`dns::Lookup`] trait.

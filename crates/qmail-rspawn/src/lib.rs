@@ -1,7 +1,7 @@
 //! qmail-rspawn: the remote delivery spawner (qmail's `qmail-rspawn.c` over `spawn.c`, remote.md §1).
 //!
 //! Run with no arguments by qmail-start as qmailr (group qmail), fd 0 = commands from qmail-send,
-//! fd 1 = reports. It changes to `/var/qmail/queue/mess`, zeroes `../lock/tcpto` (so a restart
+//! fd 1 = reports. It changes to `/var/qmail/queue/mess`, zeroes `../lock/tcpto` and `../lock/tcpto6` (so a restart
 //! forgets connection timeouts), writes the handshake byte and runs the [`qmail_spawn::engine`].
 //! Each delivery runs `qmail-remote <domain> <sender> <recipient>`, found through `$PATH` (the rc
 //! script puts `/var/qmail/bin` first), with the message on fd 0 and the report pipe on fds 1 and
@@ -29,6 +29,9 @@ use std::path::Path;
 
 /// Size of qmail-remote's connection-timeout table (protocols.md §11).
 pub const TCPTO_SIZE: usize = 1024;
+
+/// Size of its IPv6 table, `lock/tcpto6` (qmail_net::tcpto's `Layout::V6`).
+pub const TCPTO6_SIZE: usize = 2048;
 
 /// qmail-rspawn's [`Spawner`].
 #[derive(Debug, Default)]
@@ -81,15 +84,16 @@ impl Spawner for Remote {
     }
 }
 
-/// qmail's `tcpto_clean`: overwrites the timeout table with NULs if it can be opened for writing
-/// (never created; non-blocking, so a FIFO cannot hang the spawner); every failure is ignored.
-pub fn tcpto_clean(path: &Path) {
+/// qmail's `tcpto_clean`: overwrites a timeout table of `size` bytes with NULs if it can be opened
+/// for writing (never created; non-blocking, so a FIFO cannot hang the spawner); every failure is
+/// ignored.
+pub fn tcpto_clean(path: &Path, size: usize) {
     let file = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path);
     if let Ok(mut f) = file {
-        let _ = f.write_all(&[0u8; TCPTO_SIZE]);
+        let _ = f.write_all(&vec![0u8; size]);
     }
 }
 
@@ -101,7 +105,8 @@ pub fn run() -> i32 {
     let Ok(qmailq) = ids::qmail_uid(conf::USER_QMAILQ) else {
         return 111;
     };
-    tcpto_clean(Path::new("../lock/tcpto"));
+    tcpto_clean(Path::new("../lock/tcpto"), TCPTO_SIZE);
+    tcpto_clean(Path::new("../lock/tcpto6"), TCPTO6_SIZE);
     let (Ok(input), Ok(output)) = (qmail_sys::fd::take(0), qmail_sys::fd::take(1)) else {
         return 111;
     };

@@ -4,7 +4,7 @@
 //! `tcpto_clean`.
 
 use nix::fcntl::OFlag;
-use qmail_rspawn::{tcpto_clean, Remote};
+use qmail_rspawn::{tcpto_clean, Remote, TCPTO6_SIZE, TCPTO_SIZE};
 use qmail_spawn::engine::{run, Config};
 use qmail_spawn::{encode_command, Report, ReportReader};
 use std::ffi::CString;
@@ -146,12 +146,14 @@ fn exec_failures_are_permanent() {
 #[test]
 fn tcpto_is_zeroed_never_created() {
     let dir = setup("tcpto");
-    let path = dir.join("tcpto");
-    std::fs::write(&path, vec![0xaa; 1024]).unwrap();
-    tcpto_clean(&path);
-    assert_eq!(std::fs::read(&path).unwrap(), vec![0; 1024]);
+    for (name, size) in [("tcpto", TCPTO_SIZE), ("tcpto6", TCPTO6_SIZE)] {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![0xaa; size]).unwrap();
+        tcpto_clean(&path, size);
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0; size], "{name}");
+    }
     let missing = dir.join("absent");
-    tcpto_clean(&missing);
+    tcpto_clean(&missing, TCPTO_SIZE);
     assert!(!missing.exists());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -341,10 +341,11 @@ pub fn dns_answer(data: &[u8]) {
     }
 }
 
-/// The tcpto table functions on arbitrary table bytes: updates stay in range, name the address,
-/// bound the count, and their effect is what `blocked` then sees.
+/// The tcpto table functions on arbitrary table bytes, for both layouts (IPv4 `tcpto`, IPv6
+/// `tcpto6`): updates stay in range, name the address, bound the count, and their effect is
+/// what `blocked_in` then sees. The IPv4 wrappers agree with the generic functions.
 pub fn tcpto_table(data: &[u8]) {
-    use qmail_net::tcpto::{blocked, update, MAX_COUNT, RECORD};
+    use qmail_net::tcpto::{blocked, blocked_in, update, update_in, Layout, MAX_COUNT};
     let word = |i: usize| {
         let mut b = [0u8; 8];
         for (k, slot) in b.iter_mut().enumerate() {
@@ -352,32 +353,61 @@ pub fn tcpto_table(data: &[u8]) {
         }
         u64::from_le_bytes(b)
     };
-    let ips = [
+    let v4 = [
         Ipv4Addr::from(u32::try_from(word(0) & 0xffff_ffff).unwrap_or(0)),
         Ipv4Addr::new(127, 0, 0, 1),
         Ipv4Addr::new(0, 0, 0, 0),
     ];
     let now = word(4);
     let pid = u32::try_from(word(12) & 0xffff_ffff).unwrap_or(0);
-    let table = &data[..data.len().min(1024)];
-    for ip in ips {
-        let _ = blocked(table, ip, now, pid);
+    let mut v6_from_data = [0u8; 16];
+    for (k, b) in v6_from_data.iter_mut().enumerate() {
+        *b = data.get(k).copied().unwrap_or(0);
+    }
+    let mut loopback6 = [0u8; 16];
+    loopback6[15] = 1;
+    let cases: Vec<(Layout, Vec<u8>)> = v4
+        .iter()
+        .map(|ip| (Layout::V4, ip.octets().to_vec()))
+        .chain([
+            (Layout::V6, v6_from_data.to_vec()),
+            (Layout::V6, loopback6.to_vec()),
+            (Layout::V6, vec![0; 16]),
+        ])
+        .collect();
+    for (layout, addr) in cases {
+        let table = &data[..data.len().min(layout.size)];
+        let _ = blocked_in(layout, table, &addr, now, pid);
         for timed_out in [false, true] {
-            let Some((slot, rec)) = update(table, ip, timed_out, now) else {
+            let Some((slot, rec)) = update_in(layout, table, &addr, timed_out, now) else {
                 continue;
             };
             assert!(
-                (slot + 1) * RECORD <= table.len(),
+                (slot + 1) * layout.record <= table.len(),
                 "slot {slot} out of range"
             );
-            assert_eq!(rec[..4], ip.octets());
-            assert!(rec[4] <= MAX_COUNT);
+            assert_eq!(rec.len(), layout.record);
+            assert_eq!(rec[..layout.addr], addr[..]);
+            assert!(rec[layout.count_at()] <= MAX_COUNT);
             let mut t = table.to_vec();
-            t[slot * RECORD..(slot + 1) * RECORD].copy_from_slice(&rec);
-            let (skip, existed) = blocked(&t, ip, now, pid);
+            t[slot * layout.record..(slot + 1) * layout.record].copy_from_slice(&rec);
+            let (skip, existed) = blocked_in(layout, &t, &addr, now, pid);
             assert!(existed, "written record not found");
             if !timed_out {
                 assert!(!skip, "a success left the address blocked");
+            }
+        }
+        if layout == Layout::V4 {
+            let ip = Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]);
+            assert_eq!(
+                blocked(table, ip, now, pid),
+                blocked_in(layout, table, &addr, now, pid)
+            );
+            for timed_out in [false, true] {
+                assert_eq!(
+                    update(table, ip, timed_out, now).map(|(s, r)| (s, r.to_vec())),
+                    update_in(layout, table, &addr, timed_out, now)
+                );
             }
         }
     }

@@ -231,13 +231,14 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "tcpto",
-        what: "qmail-net tcpto table decisions (blocked/update) on arbitrary table bytes",
+        what: "qmail-net tcpto and tcpto6 table decisions (blocked/update) on arbitrary table bytes",
         run: more::tcpto_table,
         seeds: &[
             b"\x7f\x00\x00\x01\x02\x00\x00\x00\x00\xf1\x53\x65\x00\x00\x00\x00",
             &[0u8; 1024],
+            &[0u8; 2048],
         ],
-        max_len: 1100,
+        max_len: 2200,
     },
     Target {
         name: "qmtp",

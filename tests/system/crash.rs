@@ -15,7 +15,7 @@
 //! Bigger soak runs: QMAIL_CRASH_MESSAGES, QMAIL_CRASH_TRIALS, QMAIL_CRASH_SEED.
 
 use qmail_testkit::sandbox::text;
-use qmail_testkit::{sandbox, Sandbox};
+use qmail_testkit::{last_lines, sandbox, Sandbox};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "test.example";
 const REMOTE: &str = "remote.example";
+/// Where a message still in the queue's hands stands: the queue is clean when these are empty.
+const PENDING: &[&str] = &["todo", "info", "local", "remote", "bounce"];
 
 /// What the trials kill, by `comm`.
 const KINDS: [&str; 5] = [
@@ -350,28 +352,6 @@ fn remote_deliveries(sb: &Sandbox) -> BTreeMap<usize, (usize, bool)> {
     seen
 }
 
-/// qmail-send's log as multilog kept it (rotated files, oldest first, then `current`).
-fn full_log(sb: &Sandbox) -> String {
-    let out = sb.sh("cd /var/log/qmail && cat $(ls @* 2>/dev/null | sort) current 2>/dev/null");
-    text(&out.stdout)
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn pending(sb: &Sandbox) -> Vec<String> {
-    ["todo", "info", "local", "remote", "bounce"]
-        .iter()
-        .flat_map(|d| {
-            sb.queue_files(d)
-                .into_iter()
-                .map(move |f| format!("{d}/{f}"))
-        })
-        .collect()
-}
-
 fn start(sb: &Sandbox) {
     sb.write_control("me", &format!("{DOMAIN}\n"));
     sb.write_control("smtproutes", &format!("{REMOTE}:127.0.0.2\n"));
@@ -475,19 +455,19 @@ fn crash_kill_9_everything_under_load() {
             sb.svc(&["-a", "/service/qmail-send"]);
             last_alarm = Instant::now();
         }
-        !sb.live_pids("qmail-send").is_empty() && pending(&sb).is_empty()
+        !sb.live_pids("qmail-send").is_empty() && sb.queue_entries(PENDING).is_empty()
     });
-    let log = full_log(&sb);
+    let log = sb.full_log();
     assert!(
         drained,
         "queue did not drain after the crashes; left: {:?}; processes: send {:?} clean {:?} \
          lspawn {:?} rspawn {:?}; log tail:\n{}",
-        pending(&sb),
+        sb.queue_entries(PENDING),
         sb.live_pids("qmail-send"),
         sb.live_pids("qmail-clean"),
         sb.live_pids("qmail-lspawn"),
         sb.live_pids("qmail-rspawn"),
-        tail(&log, 60)
+        last_lines(&log, 60)
     );
     let drained_at = began.elapsed();
 
@@ -609,7 +589,11 @@ fn crash_kill_9_everything_under_load() {
         sb.queue_files("mess"),
         sb.queue_files("intd")
     );
-    assert!(pending(&sb).is_empty(), "left: {:?}", pending(&sb));
+    assert!(
+        sb.queue_entries(PENDING).is_empty(),
+        "left: {:?}",
+        sb.queue_entries(PENDING)
+    );
     println!("total {:.1} s", began.elapsed().as_secs_f64());
 }
 
@@ -649,13 +633,14 @@ fn crash_spawn_death_restarts_the_group() {
         });
         assert!(settled, "{victim}: {:?}", sb.live_pids(victim));
         let send = sb.live_pids("qmail-send");
-        let alerts = full_log(&sb)
+        let alerts = sb
+            .full_log()
             .matches("alert: oh no! lost spawn connection! dying...")
             .count();
         let pid = sb.live_pids(victim)[0];
         assert!(sb.kill9(pid, victim), "{victim} {pid} gone before the kill");
         let noticed = sb.wait_until(Duration::from_secs(120), || {
-            full_log(&sb)
+            sb.full_log()
                 .matches("alert: oh no! lost spawn connection! dying...")
                 .count()
                 > alerts
@@ -663,7 +648,7 @@ fn crash_spawn_death_restarts_the_group() {
         assert!(
             noticed,
             "qmail-send did not notice the death of {victim}; log tail:\n{}",
-            tail(&full_log(&sb), 40)
+            last_lines(&sb.full_log(), 40)
         );
         let restarted = sb.wait_until(Duration::from_secs(120), || {
             let now = sb.live_pids("qmail-send");
@@ -672,7 +657,7 @@ fn crash_spawn_death_restarts_the_group() {
         assert!(
             restarted,
             "qmail-send was not restarted after {victim} died; log tail:\n{}",
-            tail(&full_log(&sb), 40)
+            last_lines(&sb.full_log(), 40)
         );
     }
     let mut last_alarm = Instant::now();
@@ -681,13 +666,13 @@ fn crash_spawn_death_restarts_the_group() {
             sb.svc(&["-a", "/service/qmail-send"]);
             last_alarm = Instant::now();
         }
-        pending(&sb).is_empty()
+        sb.queue_entries(PENDING).is_empty()
     });
     assert!(
         drained,
         "left: {:?}; log tail:\n{}",
-        pending(&sb),
-        tail(&full_log(&sb), 60)
+        sb.queue_entries(PENDING),
+        last_lines(&sb.full_log(), 60)
     );
     let (local, bounces) = local_deliveries(&sb);
     let remote = remote_deliveries(&sb);

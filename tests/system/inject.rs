@@ -3,7 +3,7 @@
 //! plusdomain / idhost controls and -f, and `sendmail -bp` (and `mailq`) listing the queue.
 //! Messages go through the real qmail-queue and qmail-send and are read back from maildirs.
 
-use crate::local::{drain, full_log, maildir, normalize, start, DOMAIN};
+use crate::local::{drain, maildir, normalize, start, DOMAIN};
 use qmail_testkit::sandbox::{feed, text};
 use qmail_testkit::{sandbox, Sandbox};
 use std::process::Output;
@@ -105,7 +105,7 @@ fn inject_from_mailx() {
     );
     drain(&sb);
     let bob = messages(&sb, "/home/bob/Maildir");
-    assert_eq!(bob.len(), 1, "log:\n{}", full_log(&sb));
+    assert_eq!(bob.len(), 1, "log:\n{}", sb.full_log());
     assert_eq!(
         bob[0],
         format!(
@@ -231,7 +231,7 @@ fn inject_sendmail_bp() {
     assert!(
         processed,
         "qmail-send did not take the message; log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     let id = sb.queue_files("info")[0].clone();
     let size = text(
@@ -316,7 +316,7 @@ fn inject_sendmail_f_and_resent() {
             format!("Return-Path: <rp@test.example>\nDelivered-To: bob@{DOMAIN}\n{rcvd}Date: DATE\n{id}\nFrom: alice@{DOMAIN}\nCc: recipient list not shown: ;\nSubject: rp\n\nrp\n"),
         ],
         "log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     assert!(
         maildir(&sb, "/home/alice/Maildir").is_empty(),

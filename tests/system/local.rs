@@ -116,17 +116,11 @@ pub(crate) fn normalize(bytes: &[u8]) -> String {
     out
 }
 
-/// qmail-send's whole log: multilog's rotated files (oldest first) and then `current`.
-pub(crate) fn full_log(sb: &Sandbox) -> String {
-    let out = sb.sh("cd /var/log/qmail && cat $(ls @* 2>/dev/null | sort) current 2>/dev/null");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 pub(crate) fn drain(sb: &Sandbox) {
     assert!(
         sb.wait_queue_empty(Duration::from_secs(60)),
         "queue did not drain; log:\n{}",
-        full_log(sb)
+        sb.full_log()
     );
 }
 
@@ -430,7 +424,7 @@ fn local_virtual_domain() {
 fn env_dump(sb: &Sandbox, path: &str) -> BTreeMap<String, String> {
     let raw = sb
         .read(path)
-        .unwrap_or_else(|| panic!("no {path}; log:\n{}", full_log(sb)));
+        .unwrap_or_else(|| panic!("no {path}; log:\n{}", sb.full_log()));
     String::from_utf8(raw)
         .unwrap()
         .split('\0')
@@ -604,11 +598,11 @@ fn local_writable_dotqmail_defers() {
         &[&format!("bob@{DOMAIN}")],
     );
     let both = sb.wait_until(Duration::from_secs(30), || {
-        let log = full_log(&sb);
+        let log = sb.full_log();
         log.contains("Uh-oh:_.qmail_file_is_writable._(#4.7.0)/")
             && log.contains("Uh-oh:_home_directory_is_writable._(#4.7.0)/")
     });
-    assert!(both, "deferrals not logged; log:\n{}", full_log(&sb));
+    assert!(both, "deferrals not logged; log:\n{}", sb.full_log());
     assert!(!sb.queue_is_empty());
     assert!(
         maildir(&sb, "/home/alice/Maildir").is_empty()
@@ -664,7 +658,7 @@ fn local_maildrop_and_safecat() {
         f.len(),
         1,
         "maildrop delivered nothing; log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     assert_eq!(
         normalize(&f[0]),
@@ -675,7 +669,7 @@ fn local_maildrop_and_safecat() {
         s.len(),
         1,
         "safecat delivered nothing; log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     // preline -f adds Return-Path and Delivered-To, so the file is what qmail-local's own maildir
     // delivery writes.
@@ -821,7 +815,7 @@ fn local_forwards_and_program_exit_codes() {
         bounce.contains(&format!("<alice-fail@{DOMAIN}>:\nCustom failure text.\n")),
         "{bounce}"
     );
-    let log = full_log(&sb);
+    let log = sb.full_log();
     assert!(
         log.contains("did_0+1+1/"),
         "exit 99 counts the forward and the program: {log}"
@@ -831,7 +825,7 @@ fn local_forwards_and_program_exit_codes() {
 /// Waits until every `needle` appears in qmail-send's log.
 fn await_log(sb: &Sandbox, needles: &[&str]) {
     let seen = sb.wait_until(Duration::from_secs(30), || {
-        let log = full_log(sb);
+        let log = sb.full_log();
         needles.iter().all(|n| log.contains(n))
     });
     assert!(
@@ -839,9 +833,9 @@ fn await_log(sb: &Sandbox, needles: &[&str]) {
         "missing in the log: {:?}\n{}",
         needles
             .iter()
-            .filter(|n| !full_log(sb).contains(**n))
+            .filter(|n| !sb.full_log().contains(**n))
             .collect::<Vec<_>>(),
-        full_log(sb)
+        sb.full_log()
     );
 }
 
@@ -889,7 +883,7 @@ fn local_dotqmail_refusals_defer() {
             "deferral: Home_directory_is_sticky:_user_is_editing_his_.qmail_file._(#4.2.1)/",
         ],
     );
-    let log = full_log(&sb);
+    let log = sb.full_log();
     assert_eq!(
         log.matches("has_file_delivery_but_has_x_bit_set").count(),
         2,
@@ -906,7 +900,7 @@ fn local_dotqmail_refusals_defer() {
     assert!(
         two,
         "bob's mail after the sticky bit went; log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
 }
 
@@ -1012,7 +1006,7 @@ fn local_list_owner_verp() {
         normalize(&bob[0])
     );
     let b = maildir(&sb, "/home/alice/Bounces");
-    assert_eq!(b.len(), 1, "log:\n{}", full_log(&sb));
+    assert_eq!(b.len(), 1, "log:\n{}", sb.full_log());
     let b = normalize(&b[0]);
     assert!(
         b.starts_with("Return-Path: <>\nDelivered-To: alice-list-owner-@test.example\n"),
@@ -1119,7 +1113,7 @@ fn local_delivery_helpers() {
         subjects("alice"),
         vec!["calm", "ex", "ham"],
         "log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     assert_eq!(
         subjects("bob"),
@@ -1131,7 +1125,7 @@ fn local_delivery_helpers() {
             "urgent"
         ],
         "log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
 }
 
@@ -1172,7 +1166,7 @@ fn local_address_corner_cases() {
         maildir(&sb, "/home/alice/Maildir").len() == 1
             && maildir(&sb, "/home/bob/Maildir").len() == 1
     });
-    assert!(done, "log:\n{}", full_log(&sb));
+    assert!(done, "log:\n{}", sb.full_log());
     let a = normalize(&maildir(&sb, "/home/alice/Maildir")[0]);
     assert!(
         a.starts_with(&format!(
@@ -1261,9 +1255,10 @@ fn local_mbox_lock_timeout() {
         &[&format!("alice@{DOMAIN}")],
     );
     let seen = sb.wait_until(Duration::from_secs(45), || {
-        full_log(&sb).contains("deferral: File_has_been_locked_for_30_seconds_straight._(#4.3.0)/")
+        sb.full_log()
+            .contains("deferral: File_has_been_locked_for_30_seconds_straight._(#4.3.0)/")
     });
-    assert!(seen, "log:\n{}", full_log(&sb));
+    assert!(seen, "log:\n{}", sb.full_log());
     assert_eq!(
         sb.read("/home/alice/Mailbox").unwrap_or_default(),
         b"",

@@ -2,7 +2,7 @@
 //! qmail-lspawn -> qmail-getpw / qmail-local -> Maildir, with qmail-clean; bounces and double
 //! bounces; TERM under load; kill -9 of qmail-send and of qmail-queue at random points.
 
-use qmail_testkit::{sandbox, Sandbox};
+use qmail_testkit::{last_lines, sandbox, Sandbox};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ fn queue_delivers_1000_messages_once() {
     assert!(
         sb.wait_queue_empty(Duration::from_secs(300)),
         "queue did not drain; log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     let got = delivered(&sb);
     assert_eq!(
@@ -101,12 +101,12 @@ fn queue_delivers_1000_messages_once() {
         got.iter().filter(|(_, &v)| v > 1).collect::<Vec<_>>()
     );
     assert_eq!(tokens(&sb, "alice").len(), 500);
-    let log = full_log(&sb);
+    let log = sb.full_log();
     assert_eq!(
         log.matches(" new msg ").count(),
         1000,
         "log:\n{}",
-        tail(&log, 50)
+        last_lines(&log, 50)
     );
     assert_eq!(log.matches(" end msg ").count(), 1000);
     assert_eq!(log.matches(": success: did_1+0+0/").count(), 1000);
@@ -182,7 +182,7 @@ fn queue_bounces_and_double_bounces() {
     assert!(
         sb.wait_queue_empty(Duration::from_secs(60)),
         "log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
 
     let alice = sb.maildir_messages("alice");
@@ -231,7 +231,7 @@ second para"
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    let log = full_log(&sb);
+    let log = sb.full_log();
     assert!(
         log.contains("triple bounce: discarding bounce/"),
         "log:\n{log}"
@@ -262,7 +262,7 @@ fn queue_term_under_load_loses_nothing() {
         assert!(
             down,
             "qmail-send did not stop on TERM; log:\n{}",
-            full_log(&sb)
+            sb.full_log()
         );
         std::thread::sleep(Duration::from_millis(300));
         assert!(sb.svc(&["-u", "/service/qmail-send"]).status.success());
@@ -272,7 +272,7 @@ fn queue_term_under_load_loses_nothing() {
     assert!(
         sb.wait_queue_empty(Duration::from_secs(300)),
         "queue did not drain; log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
     let got = delivered(&sb);
     let missing: Vec<_> = injected.iter().filter(|n| !got.contains_key(n)).collect();
@@ -283,9 +283,9 @@ fn queue_term_under_load_loses_nothing() {
         "a clean TERM waits for deliveries in progress, so nothing is delivered twice"
     );
     assert!(
-        full_log(&sb).contains("status: exiting"),
+        sb.full_log().contains("status: exiting"),
         "log:\n{}",
-        full_log(&sb)
+        sb.full_log()
     );
 }
 
@@ -366,22 +366,13 @@ fn queue_survives_kill_9() {
     // intd/ is not part of "drained": a qmail-queue killed between creating intd/<id> and
     // linking todo/<id> leaves an intd/ and a mess/ file that no todo/ names (qmail-queue(8)'s
     // half-queued message); they are checked below and left to the 36-hour sweep.
-    let pending = || -> Vec<String> {
-        ["todo", "info", "local", "remote"]
-            .iter()
-            .flat_map(|d| {
-                sb.queue_files(d)
-                    .into_iter()
-                    .map(move |f| format!("{d}/{f}"))
-            })
-            .collect()
-    };
+    let pending = || sb.queue_entries(&["todo", "info", "local", "remote"]);
     let drained = sb.wait_until(Duration::from_secs(300), || pending().is_empty());
     assert!(
         drained,
         "queue did not drain after the crashes; left: {:?}; log tail:\n{}",
         pending(),
-        tail(&full_log(&sb), 40)
+        last_lines(&sb.full_log(), 40)
     );
     let got = delivered(&sb);
     let lost: Vec<_> = accepted.iter().filter(|n| !got.contains_key(n)).collect();
@@ -430,17 +421,6 @@ fn queue_survives_kill_9() {
     }
 }
 
-/// qmail-send's whole log: multilog's rotated files (oldest first) and then `current`.
-fn full_log(sb: &Sandbox) -> String {
-    let out = sb.sh("cd /var/log/qmail && cat $(ls @* 2>/dev/null | sort) current 2>/dev/null");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// With concurrencyremote 0 remote deliveries are held: qmail-qread and qmail-qstat show the
 /// message, its sender and the pending recipient; local recipients of the same message are done.
 #[test]
@@ -478,9 +458,9 @@ fn queue_qread_and_qstat_show_held_mail() {
         "messages in queue: 1\nmessages in queue but not yet preprocessed: 0\n"
     );
     assert!(
-        full_log(&sb).contains("status: local 0/10 remote 0/0"),
+        sb.full_log().contains("status: local 0/10 remote 0/0"),
         "{}",
-        full_log(&sb)
+        sb.full_log()
     );
 }
 
@@ -525,5 +505,5 @@ fn queue_idle_send_sleeps_and_exits_on_term() {
     });
     assert!(down, "idle qmail-send did not exit on TERM within 5 s");
     println!("idle qmail-send exited {:?} after TERM", asked.elapsed());
-    assert!(full_log(&sb).contains("status: exiting"));
+    assert!(sb.full_log().contains("status: exiting"));
 }

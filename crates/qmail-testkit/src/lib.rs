@@ -20,7 +20,7 @@ pub mod queue_stub;
 pub mod sandbox;
 pub mod services;
 
-pub use sandbox::{require_root, wait_until, Sandbox};
+pub use sandbox::{last_lines, require_root, wait_until, Sandbox};
 
 /// `sandbox!("name")`: a [`Sandbox`] with qmail installed, or `None` when the test is skipped.
 /// Must be used from a target of the qmail-tests package (it names that package's helper binary).

@@ -139,6 +139,17 @@ impl Sandbox {
         out
     }
 
+    /// Every file below the named queue subdirectories, as `dir/name`, for waits and messages.
+    pub fn queue_entries(&self, dirs: &[&str]) -> Vec<String> {
+        dirs.iter()
+            .flat_map(|d| {
+                self.queue_files(d)
+                    .into_iter()
+                    .map(move |f| format!("{d}/{f}"))
+            })
+            .collect()
+    }
+
     /// True once no message is left in the queue (mess, todo, intd, local, remote, bounce).
     pub fn queue_is_empty(&self) -> bool {
         ["mess", "todo", "intd", "info", "local", "remote", "bounce"]

@@ -353,6 +353,12 @@ pub fn timeout_scale() -> u32 {
         .unwrap_or(3)
 }
 
+/// The last `n` lines of `text` (all of it when shorter), for failure messages.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// Lossy text of a command's output, for messages.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -103,6 +103,13 @@ impl Sandbox {
             .unwrap_or_default()
     }
 
+    /// qmail-send's whole log: multilog's rotated files (oldest first), then `current`.
+    pub fn full_log(&self) -> String {
+        let out =
+            self.sh("cd /var/log/qmail && cat $(ls @* 2>/dev/null | sort) current 2>/dev/null");
+        text(&out.stdout)
+    }
+
     /// multilog's current file of qmail-smtpd's log.
     pub fn smtpd_log(&self) -> String {
         self.read("/var/log/qmail/smtpd/current")

@@ -23,6 +23,21 @@ pub struct Run {
     pub cpu_ms_per_msg: f64,
 }
 
+impl Run {
+    /// The figures of a run of `n` messages that began at `start`, when the machine had been busy
+    /// for `busy` seconds (see [`busy_seconds`]), the load generator done after `accepted_s`
+    /// seconds and the last message delivered now.
+    fn ended(n: usize, start: Instant, busy: f64, accepted_s: f64) -> Run {
+        let delivered = start.elapsed().as_secs_f64();
+        Run {
+            accepted_per_s: n as f64 / accepted_s,
+            delivered_s: delivered,
+            delivered_per_s: n as f64 / delivered,
+            cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
+        }
+    }
+}
+
 /// CPU seconds the machine has spent busy since boot: /proc/stat's first line, user + nice +
 /// system + irq + softirq (idle, iowait and steal left out), in USER_HZ ticks, 100 on Linux.
 pub fn busy_seconds() -> f64 {
@@ -88,13 +103,7 @@ pub fn smtp_in(mta: &Mta, sessions: usize, n: usize, size: usize) -> Run {
         String::from_utf8_lossy(&out.stderr)
     );
     wait("SMTP delivery", || mta.delivered() >= n);
-    let delivered = start.elapsed().as_secs_f64();
-    Run {
-        accepted_per_s: n as f64 / accepted,
-        delivered_s: delivered,
-        delivered_per_s: n as f64 / delivered,
-        cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
-    }
+    Run::ended(n, start, busy, accepted)
 }
 
 /// Runs `threads` concurrent `sendmail -f alice@test.example RCPT` as alice, `n` in all.
@@ -155,13 +164,7 @@ pub fn local_injection(mta: &Mta, n: usize, threads: usize) -> Run {
     let busy = busy_seconds();
     let injected = inject(mta, n, threads, "bob@test.example");
     wait("local delivery", || mta.delivered() >= n);
-    let total = start.elapsed().as_secs_f64();
-    Run {
-        accepted_per_s: n as f64 / injected,
-        delivered_s: total,
-        delivered_per_s: n as f64 / total,
-        cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
-    }
+    Run::ended(n, start, busy, injected)
 }
 
 /// Remote delivery: `n` messages through sendmail to a non-local address, relayed to the
@@ -171,13 +174,7 @@ pub fn remote(mta: &Mta, n: usize, threads: usize) -> Run {
     let busy = busy_seconds();
     let injected = inject(mta, n, threads, "someone@example.net");
     wait("remote delivery", || mta.queued() == 0);
-    let total = start.elapsed().as_secs_f64();
-    Run {
-        accepted_per_s: n as f64 / injected,
-        delivered_s: total,
-        delivered_per_s: n as f64 / total,
-        cpu_ms_per_msg: (busy_seconds() - busy) * 1000.0 / n as f64,
-    }
+    Run::ended(n, start, busy, injected)
 }
 
 /// Microseconds of wall-clock time for one fork + exec + exit + wait of `program` (argv just its

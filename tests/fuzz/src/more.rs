@@ -488,6 +488,24 @@ fn responses(out: &[u8]) -> Vec<Vec<u8>> {
     bodies
 }
 
+/// Runs a server over `data` twice, whole and in random pieces, each time with a fresh fake
+/// queue: per way, (exit code, what it wrote, the jobs the queue saw). The exit code must be one
+/// of qmail's servers' (0, 100, 111).
+fn serve_whole_and_in_pieces(
+    data: &[u8],
+    serve: impl Fn(&mut dyn Read, &mut Vec<u8>, &mut FakeQueue) -> i32,
+) -> [(i32, Vec<u8>, Vec<Queued>); 2] {
+    let run = |input: &mut dyn Read| {
+        let mut q = FakeQueue::default();
+        let mut out = Vec::new();
+        let code = serve(input, &mut out, &mut q);
+        assert!([0, 100, 111].contains(&code), "exit {code}");
+        let log = q.0.borrow().clone();
+        (code, out, log)
+    };
+    [run(&mut &data[..]), run(&mut Pieces::new(data))]
+}
+
 /// Checks what was queued: addresses are bounded and NUL-free unless the job failed.
 fn check_queued(log: &[Queued], max_address: usize) {
     for q in log.iter().filter(|q| !q.failed) {
@@ -513,35 +531,18 @@ pub fn qmtp_package(data: &[u8]) {
             databytes,
             now: &now,
         };
-        let mut results = Vec::new();
-        for whole in [true, false] {
-            let q = FakeQueue::default();
-            let log = q.0.clone();
-            let mut q = q;
-            let mut out = Vec::new();
-            let code = if whole {
-                server.serve(data, &mut out, &mut q)
-            } else {
-                server.serve(Pieces::new(data), &mut out, &mut q)
-            };
-            assert!([0, 100, 111].contains(&code), "exit {code}");
-            let log = log.borrow().clone();
-            for r in responses(&out) {
+        let mut results =
+            serve_whole_and_in_pieces(data, |input, out, q| server.serve(input, out, q));
+        for (_, out, log) in &mut results {
+            for r in responses(out) {
                 assert!(matches!(r.first(), Some(b'K' | b'Z' | b'D')), "{r:?}");
             }
-            check_queued(&log, 1 << 20);
+            check_queued(log, 1 << 20);
             // A failed job is never queued, and how much of its message reached the queue before
             // the failure (the databytes check runs per read) depends on read sizes: not compared.
-            let log: Vec<Queued> = log
-                .into_iter()
-                .map(|mut q| {
-                    if q.failed {
-                        q.message.clear();
-                    }
-                    q
-                })
-                .collect();
-            results.push((code, out, log));
+            for q in log.iter_mut().filter(|q| q.failed) {
+                q.message.clear();
+            }
         }
         assert_eq!(results[0], results[1], "QMTP depends on read sizes");
     }
@@ -558,27 +559,15 @@ pub fn qmqp_package(data: &[u8]) {
         now: &now,
         chdir: &chdir,
     };
-    let mut results = Vec::new();
-    for whole in [true, false] {
-        let q = FakeQueue::default();
-        let log = q.0.clone();
-        let mut q = q;
-        let mut out = Vec::new();
-        let code = if whole {
-            server.serve(data, &mut out, &mut q)
-        } else {
-            server.serve(Pieces::new(data), &mut out, &mut q)
-        };
-        assert!([0, 100, 111].contains(&code), "exit {code}");
-        let bodies = responses(&out);
+    let results = serve_whole_and_in_pieces(data, |input, out, q| server.serve(input, out, q));
+    for (_, out, log) in &results {
+        let bodies = responses(out);
         assert!(bodies.len() <= 1);
         for r in &bodies {
             assert!(matches!(r.first(), Some(b'K' | b'Z' | b'D')), "{r:?}");
         }
-        let log = log.borrow().clone();
         assert!(log.len() <= 1);
-        check_queued(&log, 999);
-        results.push((code, out, log));
+        check_queued(log, 999);
     }
     assert_eq!(results[0], results[1], "QMQP depends on read sizes");
 }

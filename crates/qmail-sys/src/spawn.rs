@@ -113,6 +113,16 @@ extern "C" {
     static environ: *const *mut libc::c_char;
 }
 
+/// The NULL-terminated array of pointers `execve` and `posix_spawn` take (the pointer type is
+/// theirs; nothing writes through it). Built before any child exists; borrows `strings`.
+fn pointer_array(strings: &[CString]) -> Vec<*mut libc::c_char> {
+    strings
+        .iter()
+        .map(|a| a.as_ptr().cast_mut())
+        .chain(std::iter::once(ptr::null_mut()))
+        .collect()
+}
+
 /// `posix_spawn` with the same plumbing as [`fork_exec`]: each source is first copied, in the
 /// parent, to a fresh close-on-exec descriptor at or above `SCRATCH_FD`, and the child's file
 /// actions `dup2` those copies onto the targets (which clears close-on-exec there), then close
@@ -143,18 +153,8 @@ fn posix_spawn(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
 
 /// The `posix_spawn` call itself, once the scratch copies exist; returns the errno on failure.
 fn spawn_with_scratch(cmd: &Command<'_>, scratch: &[RawFd]) -> Result<libc::pid_t, i32> {
-    let argv: Vec<*mut libc::c_char> = cmd
-        .argv
-        .iter()
-        .map(|a| a.as_ptr().cast_mut())
-        .chain(std::iter::once(ptr::null_mut()))
-        .collect();
-    let envp: Option<Vec<*mut libc::c_char>> = cmd.env.map(|e| {
-        e.iter()
-            .map(|a| a.as_ptr().cast_mut())
-            .chain(std::iter::once(ptr::null_mut()))
-            .collect()
-    });
+    let argv = pointer_array(cmd.argv);
+    let envp = cmd.env.map(pointer_array);
     let check = |rc: i32| if rc == 0 { Ok(()) } else { Err(rc) };
     // SAFETY: zeroed storage is what the init functions expect to overwrite.
     let mut actions: libc::posix_spawn_file_actions_t = unsafe { std::mem::zeroed() };
@@ -223,18 +223,8 @@ fn spawn_with_scratch(cmd: &Command<'_>, scratch: &[RawFd]) -> Result<libc::pid_
 
 /// The fork path: everything [`Command`] can ask for, identity changes included.
 fn fork_exec(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
-    let argv: Vec<*const libc::c_char> = cmd
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(ptr::null()))
-        .collect();
-    let envp: Option<Vec<*const libc::c_char>> = cmd.env.map(|e| {
-        e.iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(ptr::null()))
-            .collect()
-    });
+    let argv = pointer_array(cmd.argv);
+    let envp = cmd.env.map(pointer_array);
     let groups: Vec<libc::gid_t> = cmd.identity.map(|i| i.groups.clone()).unwrap_or_default();
     let mut scratch = [0 as RawFd; SCRATCH_FD as usize];
     // SAFETY: fork has no memory-safety preconditions of its own; in the child below only
@@ -312,9 +302,15 @@ fn fork_exec(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
     }
     match &envp {
         // SAFETY: program, argv and envp are NUL-terminated arrays of valid C strings built above.
-        Some(envp) => unsafe { libc::execve(cmd.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) },
+        Some(envp) => unsafe {
+            libc::execve(
+                cmd.program.as_ptr(),
+                argv.as_ptr().cast(),
+                envp.as_ptr().cast(),
+            )
+        },
         // SAFETY: as above, with the inherited environment.
-        None => unsafe { libc::execv(cmd.program.as_ptr(), argv.as_ptr()) },
+        None => unsafe { libc::execv(cmd.program.as_ptr(), argv.as_ptr().cast()) },
     };
     fail(errno())
 }

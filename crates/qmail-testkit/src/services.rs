@@ -66,11 +66,23 @@ impl Sandbox {
         }
     }
 
-    /// Starts qmail-send under supervise with `defaultdelivery` (e.g. `./Maildir/`).
+    /// Starts qmail-send under supervise with `defaultdelivery` (e.g. `./Maildir/`) and waits
+    /// until it has logged its first status line, which it writes only after both spawners'
+    /// handshakes: by then qmail-lspawn and qmail-rspawn have done their start-up work (such as
+    /// zeroing the tcpto tables), so a test's later changes are not undone by it.
     pub fn start_qmail(&self, defaultdelivery: &str) {
         self.write_control("defaultdelivery", &format!("{defaultdelivery}\n"));
         self.write_file("/var/qmail/rc", RC.as_bytes(), "root", 0o755);
         self.start_service("qmail-send", SEND_RUN, SEND_LOG_RUN, "/var/log/qmail");
+        let ready = self.wait_until(Duration::from_secs(15), || {
+            self.log().contains("status: local")
+        });
+        assert!(
+            ready,
+            "{}: qmail-send logged no status line:\n{}",
+            self.name,
+            self.full_log()
+        );
     }
 
     /// Starts qmail-smtpd under tcpserver on 127.0.0.1:25, relaying for 127.*, and waits until

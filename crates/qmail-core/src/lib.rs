@@ -15,6 +15,7 @@ pub mod fatal;
 pub mod getln;
 pub mod ids;
 pub mod qmail;
+pub mod qqexit;
 pub mod queue;
 pub mod quote;
 pub mod sgetopt;

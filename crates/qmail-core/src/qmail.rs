@@ -7,6 +7,7 @@
 //! `/var/qmail` either way.
 
 use crate::conf;
+use crate::qqexit::{self, QqExit};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -36,30 +37,6 @@ impl QueueFailure {
     }
 }
 
-/// qmail's text for a qmail-queue exit status (protocols.md §1).
-pub fn exit_status_text(code: i32) -> &'static str {
-    match code {
-        11 | 115 => "Denvelope address too long for qq (#5.1.3)",
-        31 => "Dmail server permanently rejected message (#5.3.0)",
-        51 => "Zqq out of memory (#4.3.0)",
-        52 => "Zqq timeout (#4.3.0)",
-        53 => "Zqq write error or disk full (#4.3.0)",
-        54 => "Zqq read error (#4.3.0)",
-        55 => "Zqq unable to read configuration (#4.3.0)",
-        56 => "Zqq trouble making network connection (#4.3.0)",
-        61 => "Zqq trouble in home directory (#4.3.0)",
-        62..=66 => "Zqq trouble creating files in queue (#4.3.0)",
-        71 => "Zmail server temporarily rejected message (#4.3.0)",
-        72 => "Zconnection to mail server timed out (#4.4.1)",
-        73 => "Zconnection to mail server rejected (#4.4.1)",
-        74 => "Zcommunication with mail server failed (#4.4.2)",
-        81 | 91 => "Zqq internal bug (#4.3.0)",
-        120 => "Zunable to exec qq (#4.3.0)",
-        11..=40 => "Dqq permanent problem (#5.3.0)",
-        _ => "Zqq temporary problem (#4.3.0)",
-    }
-}
-
 fn pipe() -> io::Result<(File, File)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     Ok((File::from(r), File::from(w)))
@@ -86,7 +63,7 @@ impl Injection {
             close: &[],
             identity: None,
             chdir: Some(&home),
-            fail_codes: (120, 120),
+            fail_codes: (QqExit::ExecFailed.code(), QqExit::ExecFailed.code()),
         })?;
         drop(msg_r);
         drop(env_r);
@@ -140,15 +117,12 @@ impl Injection {
                 Err(_) => return Err(QueueFailure("Zqq waitpid surprise (#4.3.0)")),
             }
         };
-        match status {
-            nix::sys::wait::WaitStatus::Exited(_, 0) if !failed => Ok(()),
-            nix::sys::wait::WaitStatus::Exited(_, 0) => {
-                Err(QueueFailure("Zqq read error (#4.3.0)"))
-            }
-            nix::sys::wait::WaitStatus::Exited(_, code) => {
-                Err(QueueFailure(exit_status_text(code)))
-            }
-            _ => Err(QueueFailure("Zqq crashed (#4.3.0)")),
+        let nix::sys::wait::WaitStatus::Exited(_, code) = status else {
+            return Err(QueueFailure("Zqq crashed (#4.3.0)"));
+        };
+        match QqExit::from_code(code) {
+            Some(QqExit::Queued) if !failed => Ok(()),
+            _ => Err(QueueFailure(qqexit::status_text(code))),
         }
     }
 }
@@ -158,17 +132,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_texts() {
+    fn failures_know_their_kind() {
+        let f = QueueFailure(QqExit::Refused.text());
+        assert!(f.is_permanent());
         assert_eq!(
-            exit_status_text(11),
-            "Denvelope address too long for qq (#5.1.3)"
+            f.text(),
+            "mail server permanently rejected message (#5.3.0)"
         );
-        assert_eq!(exit_status_text(25), "Dqq permanent problem (#5.3.0)");
-        assert_eq!(
-            exit_status_text(53),
-            "Zqq write error or disk full (#4.3.0)"
-        );
-        assert_eq!(exit_status_text(100), "Zqq temporary problem (#4.3.0)");
-        assert!(QueueFailure(exit_status_text(31)).is_permanent());
+        assert!(!QueueFailure(QqExit::WriteError.text()).is_permanent());
     }
 }

@@ -27,37 +27,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// qmail-queue's exit codes, as qmail-qmqpc uses them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Exit {
-    /// Accepted by a server.
-    Ok = 0,
-    /// An envelope address is longer than 1002 bytes.
-    AddressTooLong = 11,
-    /// The server permanently refused the message (`D`).
-    Refused = 31,
-    /// The message is too big to hold in memory.
-    NoMemory = 51,
-    /// Reading the message or envelope failed.
-    ReadError = 54,
-    /// control/qmqpservers is missing or unreadable.
-    Control = 55,
-    /// No socket could be created.
-    Network = 56,
-    /// The qmail home directory is unusable.
-    Home = 61,
-    /// The server temporarily refused the message (`Z`).
-    Deferred = 71,
-    /// The connection attempt timed out.
-    ConnectTimeout = 72,
-    /// The connection was refused or failed.
-    ConnectFailed = 73,
-    /// The conversation with the server failed.
-    Conversation = 74,
-    /// The envelope is malformed.
-    Format = 91,
-}
+pub use qmail_core::qqexit::QqExit;
 
 /// The QMQP port.
 pub const PORT: u16 = 628;
@@ -71,45 +41,45 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Reads the whole message, bounded by `max` bytes.
-pub fn read_message(input: impl Read, max: usize) -> Result<Vec<u8>, Exit> {
+pub fn read_message(input: impl Read, max: usize) -> Result<Vec<u8>, QqExit> {
     let mut message = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     input
         .take(limit)
         .read_to_end(&mut message)
-        .map_err(|_| Exit::ReadError)?;
+        .map_err(|_| QqExit::ReadError)?;
     if message.len() > max {
-        return Err(Exit::NoMemory);
+        return Err(QqExit::OutOfMemory);
     }
     Ok(message)
 }
 
 /// Reads one NUL-terminated record of at most [`MAX_ADDRESS`] bytes after its type byte.
-fn record(input: &mut impl Read) -> Result<Vec<u8>, Exit> {
+fn record(input: &mut impl Read) -> Result<Vec<u8>, QqExit> {
     let mut rec = Vec::new();
     let mut byte = [0u8; 1];
     loop {
         match input.read(&mut byte) {
-            Ok(0) => return Err(Exit::ReadError),
+            Ok(0) => return Err(QqExit::ReadError),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(Exit::ReadError),
+            Err(_) => return Err(QqExit::ReadError),
         }
         if byte[0] == 0 {
             return Ok(rec);
         }
         if rec.len() > MAX_ADDRESS {
-            return Err(Exit::AddressTooLong);
+            return Err(QqExit::AddressTooLong);
         }
         rec.push(byte[0]);
     }
 }
 
 /// Reads the envelope: the sender and the recipients.
-pub fn read_envelope(mut input: impl Read) -> Result<(Vec<u8>, Vec<Vec<u8>>), Exit> {
+pub fn read_envelope(mut input: impl Read) -> Result<(Vec<u8>, Vec<Vec<u8>>), QqExit> {
     let sender = match record(&mut input)? {
         r if r.first() == Some(&b'F') => r[1..].to_vec(),
-        _ => return Err(Exit::Format),
+        _ => return Err(QqExit::BadEnvelope),
     };
     let mut recipients = Vec::new();
     loop {
@@ -117,7 +87,7 @@ pub fn read_envelope(mut input: impl Read) -> Result<(Vec<u8>, Vec<Vec<u8>>), Ex
         match r.first() {
             None => return Ok((sender, recipients)),
             Some(b'T') => recipients.push(r[1..].to_vec()),
-            Some(_) => return Err(Exit::Format),
+            Some(_) => return Err(QqExit::BadEnvelope),
         }
     }
 }
@@ -141,25 +111,25 @@ pub fn servers(lines: &[Vec<u8>]) -> Vec<Ipv4Addr> {
 }
 
 /// The verdict in a server's reply bytes: the first `K`, `Z` or `D`.
-pub fn verdict(reply: &[u8]) -> Option<Exit> {
+pub fn verdict(reply: &[u8]) -> Option<QqExit> {
     reply.iter().find_map(|c| match c {
-        b'K' => Some(Exit::Ok),
-        b'Z' => Some(Exit::Deferred),
-        b'D' => Some(Exit::Refused),
+        b'K' => Some(QqExit::Queued),
+        b'Z' => Some(QqExit::Deferred),
+        b'D' => Some(QqExit::Refused),
         _ => None,
     })
 }
 
 /// Sends `request` to one server; `Err` is the code to remember before trying the next one.
-pub fn send(server: SocketAddr, request: &[u8]) -> Result<Exit, Exit> {
+pub fn send(server: SocketAddr, request: &[u8]) -> Result<QqExit, QqExit> {
     let mut conn = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT).map_err(|e| {
         if e.kind() == io::ErrorKind::TimedOut || e.raw_os_error() == Some(nix::libc::ETIMEDOUT) {
-            Exit::ConnectTimeout
+            QqExit::ConnectTimeout
         } else {
-            Exit::ConnectFailed
+            QqExit::ConnectFailed
         }
     })?;
-    let conversation = |_| Exit::Conversation;
+    let conversation = |_| QqExit::Conversation;
     conn.set_read_timeout(Some(IO_TIMEOUT))
         .map_err(conversation)?;
     conn.set_write_timeout(Some(IO_TIMEOUT))
@@ -168,22 +138,22 @@ pub fn send(server: SocketAddr, request: &[u8]) -> Result<Exit, Exit> {
     let mut buf = [0u8; 1024];
     loop {
         match conn.read(&mut buf) {
-            Ok(0) => return Err(Exit::Conversation),
+            Ok(0) => return Err(QqExit::Conversation),
             Ok(n) => {
                 if let Some(v) = verdict(&buf[..n]) {
                     return Ok(v);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(Exit::Conversation),
+            Err(_) => return Err(QqExit::Conversation),
         }
     }
 }
 
 /// Tries each server in order; the verdict of the first that answers, else the last error
 /// (55 if there was no server to try).
-pub fn deliver(servers: &[Ipv4Addr], port: u16, request: &[u8]) -> Exit {
-    let mut last = Exit::Control;
+pub fn deliver(servers: &[Ipv4Addr], port: u16, request: &[u8]) -> QqExit {
+    let mut last = QqExit::Config;
     for ip in servers {
         match send(SocketAddr::from((*ip, port)), request) {
             Ok(v) => return v,
@@ -193,16 +163,16 @@ pub fn deliver(servers: &[Ipv4Addr], port: u16, request: &[u8]) -> Exit {
     last
 }
 
-fn main_flow() -> Result<Exit, Exit> {
-    std::env::set_current_dir(qmail_core::conf::HOME).map_err(|_| Exit::Home)?;
-    let ctl = qmail_core::control::Controls::open("control").map_err(|_| Exit::Control)?;
+fn main_flow() -> Result<QqExit, QqExit> {
+    std::env::set_current_dir(qmail_core::conf::HOME).map_err(|_| QqExit::Home)?;
+    let ctl = qmail_core::control::Controls::open("control").map_err(|_| QqExit::Config)?;
     let lines = ctl
         .list("qmqpservers")
         .ok()
         .flatten()
-        .ok_or(Exit::Control)?;
-    let fd0 = qmail_sys::fd::take(0).map_err(|_| Exit::ReadError)?;
-    let fd1 = qmail_sys::fd::take(1).map_err(|_| Exit::ReadError)?;
+        .ok_or(QqExit::Config)?;
+    let fd0 = qmail_sys::fd::take(0).map_err(|_| QqExit::ReadError)?;
+    let fd1 = qmail_sys::fd::take(1).map_err(|_| QqExit::ReadError)?;
     let message = read_message(std::fs::File::from(fd0), MAX_MESSAGE)?;
     let envelope = io::BufReader::new(std::fs::File::from(fd1));
     let (sender, recipients) = read_envelope(envelope)?;
@@ -215,7 +185,7 @@ fn main_flow() -> Result<Exit, Exit> {
 pub fn run() -> i32 {
     let _ = qmail_sys::sig::ignore(nix::sys::signal::Signal::SIGPIPE);
     let code = main_flow().unwrap_or_else(|e| e);
-    code as i32
+    code.code()
 }
 
 #[cfg(test)]
@@ -225,16 +195,16 @@ mod tests {
     #[test]
     fn envelopes() {
         let long = [b"T".to_vec(), vec![b'a'; 1003], b"\0\0".to_vec()].concat();
-        type Case<'a> = (&'a [u8], Result<(&'a [u8], Vec<&'a [u8]>), Exit>);
+        type Case<'a> = (&'a [u8], Result<(&'a [u8], Vec<&'a [u8]>), QqExit>);
         let table: Vec<Case> = vec![
             (b"F\0\0", Ok((b"", vec![]))),
             (b"Fs@a\0Tu@b\0Tv\0\0", Ok((b"s@a", vec![b"u@b", b"v"]))),
             (b"Fs\0Tu\0\0trailing", Ok((b"s", vec![b"u"]))),
-            (b"Ts\0\0", Err(Exit::Format)),
-            (b"\0", Err(Exit::Format)),
-            (b"Fs\0Xu\0\0", Err(Exit::Format)),
-            (b"", Err(Exit::ReadError)),
-            (&long, Err(Exit::AddressTooLong)),
+            (b"Ts\0\0", Err(QqExit::BadEnvelope)),
+            (b"\0", Err(QqExit::BadEnvelope)),
+            (b"Fs\0Xu\0\0", Err(QqExit::BadEnvelope)),
+            (b"", Err(QqExit::ReadError)),
+            (&long, Err(QqExit::AddressTooLong)),
         ];
         for (input, want) in table {
             let want =
@@ -255,7 +225,7 @@ mod tests {
         for cut in 0..whole.len() {
             assert_eq!(
                 read_envelope(&whole[..cut]),
-                Err(Exit::ReadError),
+                Err(QqExit::ReadError),
                 "cut {cut}"
             );
         }
@@ -264,7 +234,7 @@ mod tests {
     #[test]
     fn message_package_servers_verdicts() {
         assert_eq!(read_message(&b"abc"[..], 3), Ok(b"abc".to_vec()));
-        assert_eq!(read_message(&b"abcd"[..], 3), Err(Exit::NoMemory));
+        assert_eq!(read_message(&b"abcd"[..], 3), Err(QqExit::OutOfMemory));
         assert_eq!(
             package(b"hi\n", b"s", &[b"u@b".to_vec(), b"".to_vec()]),
             b"19:3:hi\n,1:s,3:u@b,0:,,"
@@ -285,26 +255,26 @@ mod tests {
             servers(&lines),
             vec![Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 1, 2, 3)]
         );
-        let table: &[(&[u8], Option<Exit>)] = &[
-            (b"20:Kok 1 qp 2,", Some(Exit::Ok)),
-            (b"5:Zbusy,", Some(Exit::Deferred)),
-            (b"4:Dno!,", Some(Exit::Refused)),
+        let table: &[(&[u8], Option<QqExit>)] = &[
+            (b"20:Kok 1 qp 2,", Some(QqExit::Queued)),
+            (b"5:Zbusy,", Some(QqExit::Deferred)),
+            (b"4:Dno!,", Some(QqExit::Refused)),
             (b"12:", None),
             (b"", None),
         ];
         for (reply, want) in table {
             assert_eq!(verdict(reply), *want);
         }
-        assert_eq!(deliver(&[], PORT, b""), Exit::Control);
+        assert_eq!(deliver(&[], PORT, b""), QqExit::Config);
     }
 
     #[test]
     fn conversations_over_loopback() {
         use std::net::TcpListener;
         for (answer, want) in [
-            (&b"9:Z"[..], Exit::Deferred),
-            (b"1", Exit::Conversation),
-            (b"3:Kok,", Exit::Ok),
+            (&b"9:Z"[..], QqExit::Deferred),
+            (b"1", QqExit::Conversation),
+            (b"3:Kok,", QqExit::Queued),
         ] {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
@@ -327,7 +297,7 @@ mod tests {
             .port();
         assert_eq!(
             deliver(&[Ipv4Addr::LOCALHOST], port, b""),
-            Exit::ConnectFailed
+            QqExit::ConnectFailed
         );
     }
 }

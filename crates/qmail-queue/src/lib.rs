@@ -13,7 +13,7 @@
 //!
 //! DIAGNOSTICS: none; the exit code is the only report (protocols.md §1.4).
 //!
-//! EXIT CODES: see [`Exit`]: 0 queued; 11 address too long; 51 out of memory (a Rust allocation
+//! EXIT CODES: see [`QqExit`]: 0 queued; 11 address too long; 51 out of memory (a Rust allocation
 //! failure aborts, so it shows as 81); 52 24-hour timeout; 53 write error; 54 read error or
 //! truncated envelope; 55 qmail's accounts cannot be looked up (our addition: qmail compiled the
 //! uids in); 61-66 trouble with the home, queue, pid, mess, intd, todo directories; 81 crash;
@@ -35,48 +35,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// qmail-queue's exit codes (protocols.md §1.4), those this program can produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Exit {
-    /// The message is queued.
-    Queued = 0,
-    /// An envelope address is 1003 bytes or longer.
-    AddressTooLong = 11,
-    /// Out of memory (documented by qmail; a Rust allocation failure aborts, giving [`Exit::Bug`]).
-    OutOfMemory = 51,
-    /// The 24-hour death alarm went off.
-    Timeout = 52,
-    /// Writing or syncing a queue file failed (e.g. the disk is full).
-    WriteError = 53,
-    /// Reading the message or envelope failed, or the envelope was cut short.
-    ReadError = 54,
-    /// The qmail accounts (alias, qmaild, qmails) could not be looked up.
-    Config = 55,
-    /// Cannot chdir to the qmail home.
-    Home = 61,
-    /// Cannot chdir to the queue.
-    QueueDir = 62,
-    /// Cannot create the `pid/` file.
-    Pid = 63,
-    /// Cannot link into `mess/`.
-    Mess = 64,
-    /// Cannot create `intd/<id>`.
-    Intd = 65,
-    /// Cannot link `todo/<id>`.
-    Todo = 66,
-    /// A crash signal.
-    Bug = 81,
-    /// The envelope is malformed.
-    BadEnvelope = 91,
-}
-
-impl Exit {
-    /// The numeric exit status.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
+pub use qmail_core::qqexit::QqExit;
 
 /// Records copied into every envelope right after the `F` record (qmail's conf-time
 /// QUEUE_EXTRA); empty, as in qmail.
@@ -124,7 +83,7 @@ impl Made {
         }
     }
 
-    fn die(&mut self, code: Exit) -> Exit {
+    fn die(&mut self, code: QqExit) -> QqExit {
         self.cleanup();
         code
     }
@@ -149,34 +108,34 @@ fn pid_open(job: &Job) -> Option<(File, PathBuf)> {
 }
 
 /// Copies `received` and then all of `input` into `out` through one large buffer.
-fn copy_message(received: &[u8], input: &mut impl Read, out: &mut File) -> Result<(), Exit> {
+fn copy_message(received: &[u8], input: &mut impl Read, out: &mut File) -> Result<(), QqExit> {
     let mut buf = vec![0u8; COPY_BUFFER.max(received.len())];
     buf[..received.len()].copy_from_slice(received);
     let mut len = received.len();
     loop {
         if len == buf.len() {
-            out.write_all(&buf).map_err(|_| Exit::WriteError)?;
+            out.write_all(&buf).map_err(|_| QqExit::WriteError)?;
             len = 0;
         }
         match input.read(&mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(Exit::ReadError),
+            Err(_) => return Err(QqExit::ReadError),
         }
     }
-    out.write_all(&buf[..len]).map_err(|_| Exit::WriteError)
+    out.write_all(&buf[..len]).map_err(|_| QqExit::WriteError)
 }
 
 /// Queues one message: `message` is read to EOF, then the envelope from `envelope`
-/// (queue.md §4.1). Returns the exit status; on [`Exit::Queued`] the message is durable.
-pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> Exit {
+/// (queue.md §4.1). Returns the exit status; on [`QqExit::Queued`] the message is durable.
+pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> QqExit {
     let q = |name: &str| job.queue.join(name);
     let Some((pidfile, pidpath)) = pid_open(job) else {
-        return Exit::Pid;
+        return QqExit::Pid;
     };
     let Ok(meta) = pidfile.metadata() else {
-        return Exit::Pid;
+        return QqExit::Pid;
     };
     let id = meta.ino();
     let messpath = q(&queue::path_of("mess", id));
@@ -184,11 +143,11 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     let todopath = q(&queue::path_of("todo", id));
 
     if std::fs::hard_link(&pidpath, &messpath).is_err() {
-        return Exit::Mess;
+        return QqExit::Mess;
     }
     // The pid/ name need not be durable: a leftover is swept by qmail-clean after 36 hours.
     if std::fs::remove_file(&pidpath).is_err() {
-        return Exit::Pid;
+        return QqExit::Pid;
     }
     let mut made = Made {
         mess: Some((pidfile, messpath)),
@@ -208,7 +167,7 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     // A crash before the todo/ link leaves mess/ and intd/ files without todo/, as a crash in
     // the middle always could: qmail-send's cleanup removes them after 36 hours.
     let Ok(intd) = open_excl(&intdpath) else {
-        return Exit::Intd;
+        return QqExit::Intd;
     };
     made.intd = Some((intd, intdpath.clone()));
     let intd = &mut made.intd.as_mut().expect("just set").0;
@@ -216,7 +175,7 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     let head = format!("u{}\0p{}\0", job.uid, job.pid);
     if out.write_all(head.as_bytes()).is_err() {
         drop(out);
-        return made.die(Exit::WriteError);
+        return made.die(QqExit::WriteError);
     }
     let copied = envelope::copy(
         &mut BufReader::with_capacity(4096, envelope),
@@ -227,14 +186,14 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     drop(out);
     match copied {
         Ok(_) => {}
-        Err(EnvelopeError::Read(_)) => return made.die(Exit::ReadError),
-        Err(EnvelopeError::Write(_)) => return made.die(Exit::WriteError),
+        Err(EnvelopeError::Read(_)) => return made.die(QqExit::ReadError),
+        Err(EnvelopeError::Write(_)) => return made.die(QqExit::WriteError),
         // As in qmail, no cleanup: the files are left for qmail-send's 36-hour sweep.
-        Err(EnvelopeError::TooLong) => return Exit::AddressTooLong,
-        Err(EnvelopeError::Format) => return Exit::BadEnvelope,
+        Err(EnvelopeError::TooLong) => return QqExit::AddressTooLong,
+        Err(EnvelopeError::Format) => return QqExit::BadEnvelope,
     }
     if flushed.is_err() {
-        return made.die(Exit::WriteError);
+        return made.die(QqExit::WriteError);
     }
     let mess = &made.mess.as_ref().expect("still set").0;
     let intd = &made.intd.as_ref().expect("just set").0;
@@ -243,33 +202,33 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     let _ = qmail_sys::writeback::start(mess);
     let _ = qmail_sys::writeback::start(intd);
     if mess.sync_all().is_err() || intd.sync_all().is_err() {
-        return made.die(Exit::WriteError);
+        return made.die(QqExit::WriteError);
     }
     // The mess entry must be durable before todo/ can name the message: a todo entry without its
     // mess file would make qmail-send retry it forever. Syncing it after both files costs only a
     // cache flush when the file syncs have already committed the entry.
     if fsync_dir(&q(&format!("mess/{}", queue::bucket(id)))).is_err() {
-        return made.die(Exit::WriteError);
+        return made.die(QqExit::WriteError);
     }
     // intd/ itself is not synced: todo/<id> names the same (synced) inode, and qmail-send only
     // ever looks for the intd name in order to remove it.
 
     if std::fs::hard_link(&intdpath, &todopath).is_err() {
-        return Exit::Todo;
+        return QqExit::Todo;
     }
     // The commit point. If making it durable fails, the message may still be delivered, so no
     // cleanup: the caller sees a temporary failure and may send again (a duplicate, never a loss).
     if fsync_dir(&q("todo")).is_err() {
-        return Exit::WriteError;
+        return QqExit::WriteError;
     }
     qmail_core::trigger::pull(&q("lock/trigger"));
-    Exit::Queued
+    QqExit::Queued
 }
 
 /// The start-up work of the real program (STYLE.md 15): signals, umask, the death alarm, an empty
 /// environment, chdir into the queue, and the run-time account lookups.
 /// Returns the job to run against `.`, or the exit status to leave with.
-pub fn setup() -> Result<Job, Exit> {
+pub fn setup() -> Result<Job, QqExit> {
     use nix::sys::signal::Signal;
     use qmail_sys::sig;
     let _ = sig::unblock_all();
@@ -287,19 +246,19 @@ pub fn setup() -> Result<Job, Exit> {
         let _ = sig::ignore(s);
     }
     // Without these two the program must not run: a crash or a hang would go unreported.
-    sig::exit_on(Signal::SIGALRM, Exit::Timeout.code()).map_err(|_| Exit::Bug)?;
-    qmail_sys::bugcatch::catch(Exit::Bug.code()).map_err(|_| Exit::Bug)?;
+    sig::exit_on(Signal::SIGALRM, QqExit::Timeout.code()).map_err(|_| QqExit::Bug)?;
+    qmail_sys::bugcatch::catch(QqExit::Bug.code()).map_err(|_| QqExit::Bug)?;
     nix::unistd::alarm::set(DEATH);
 
     // qmail-queue reads no environment; a setuid program keeps none of its caller's.
     for (name, _) in std::env::vars_os() {
         std::env::remove_var(name);
     }
-    std::env::set_current_dir(qmail_core::conf::HOME).map_err(|_| Exit::Home)?;
-    std::env::set_current_dir("queue").map_err(|_| Exit::QueueDir)?;
+    std::env::set_current_dir(qmail_core::conf::HOME).map_err(|_| QqExit::Home)?;
+    std::env::set_current_dir("queue").map_err(|_| QqExit::QueueDir)?;
     let uid_of = |name: &str| match qmail_core::ids::user(name) {
         Ok(Some(a)) => Ok(a.uid),
-        _ => Err(Exit::Config),
+        _ => Err(QqExit::Config),
     };
     let ids = SpecialUids {
         alias: uid_of(qmail_core::conf::USER_ALIAS)?,
@@ -407,7 +366,7 @@ mod tests {
             &mut &body[..],
             &mut &b"Fa@b\0Tc@d\0Te\0\0junk"[..],
         );
-        assert_eq!(code, Exit::Queued);
+        assert_eq!(code, QqExit::Queued);
         let todo = s.names("todo");
         assert_eq!(todo.len(), 1);
         let id: u64 = todo[0].parse().unwrap();
@@ -430,16 +389,16 @@ mod tests {
     fn exit_codes_and_what_is_left_behind() {
         let long = [&b"Fa\0T"[..], &[b'x'; 1003], b"\0\0"].concat();
         // (missing directory, envelope, exit, files left in mess, files left in intd)
-        let cases: [(&str, &[u8], Exit, usize, usize); 9] = [
-            ("", b"F\0\0", Exit::Queued, 1, 1),
-            ("", b"Fa\0Tb\0", Exit::ReadError, 0, 0),
-            ("", b"", Exit::ReadError, 0, 0),
-            ("", b"Xa\0\0", Exit::BadEnvelope, 1, 1),
-            ("", &long, Exit::AddressTooLong, 1, 1),
-            ("pid", b"F\0\0", Exit::Pid, 0, 0),
-            ("mess", b"F\0\0", Exit::Mess, 0, 0),
-            ("intd", b"F\0\0", Exit::Intd, 1, 0),
-            ("todo", b"F\0\0", Exit::Todo, 1, 1),
+        let cases: [(&str, &[u8], QqExit, usize, usize); 9] = [
+            ("", b"F\0\0", QqExit::Queued, 1, 1),
+            ("", b"Fa\0Tb\0", QqExit::ReadError, 0, 0),
+            ("", b"", QqExit::ReadError, 0, 0),
+            ("", b"Xa\0\0", QqExit::BadEnvelope, 1, 1),
+            ("", &long, QqExit::AddressTooLong, 1, 1),
+            ("pid", b"F\0\0", QqExit::Pid, 0, 0),
+            ("mess", b"F\0\0", QqExit::Mess, 0, 0),
+            ("intd", b"F\0\0", QqExit::Intd, 1, 0),
+            ("todo", b"F\0\0", QqExit::Todo, 1, 1),
         ];
         for (skip, env, want, mess, intd) in cases {
             let s = Scratch::new(skip);
@@ -450,10 +409,10 @@ mod tests {
             // When mess/ cannot be linked the pid/ file stays, for qmail-clean's sweep (as in qmail).
             let pid_left = usize::from(skip == "mess");
             assert_eq!(s.names("pid").len(), pid_left, "{skip}");
-            if want != Exit::Queued {
+            if want != QqExit::Queued {
                 assert!(s.names("todo").is_empty());
             }
-            if want == Exit::BadEnvelope {
+            if want == QqExit::BadEnvelope {
                 let id = &s.names("intd")[0];
                 let mess =
                     std::fs::read(s.0.join(queue::path_of("mess", id.parse().unwrap()))).unwrap();
@@ -467,11 +426,11 @@ mod tests {
         let s = Scratch::new("");
         assert_eq!(
             enqueue(&s.job(0), &mut Failing, &mut &b"F\0\0"[..]),
-            Exit::ReadError
+            QqExit::ReadError
         );
         assert_eq!(
             enqueue(&s.job(0), &mut &b"x"[..], &mut Failing),
-            Exit::ReadError
+            QqExit::ReadError
         );
         assert!(
             s.names("mess").is_empty() && s.names("intd").is_empty() && s.names("todo").is_empty()
@@ -486,36 +445,12 @@ mod tests {
         }
         assert_eq!(
             enqueue(&s.job(0), &mut &b""[..], &mut &b"F\0\0"[..]),
-            Exit::Queued
+            QqExit::Queued
         );
         std::fs::write(s.0.join("pid/4321.812090814.9"), b"").unwrap();
         assert_eq!(
             enqueue(&s.job(0), &mut &b""[..], &mut &b"F\0\0"[..]),
-            Exit::Pid
+            QqExit::Pid
         );
-    }
-
-    #[test]
-    fn exit_numbers_are_qmails() {
-        let all = [
-            (Exit::Queued, 0),
-            (Exit::AddressTooLong, 11),
-            (Exit::OutOfMemory, 51),
-            (Exit::Timeout, 52),
-            (Exit::WriteError, 53),
-            (Exit::ReadError, 54),
-            (Exit::Config, 55),
-            (Exit::Home, 61),
-            (Exit::QueueDir, 62),
-            (Exit::Pid, 63),
-            (Exit::Mess, 64),
-            (Exit::Intd, 65),
-            (Exit::Todo, 66),
-            (Exit::Bug, 81),
-            (Exit::BadEnvelope, 91),
-        ];
-        for (e, n) in all {
-            assert_eq!(e.code(), n);
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! qmail-queue: the thin main over [`qmail_queue`]; see the library for the whole contract.
 
-use qmail_queue::{enqueue, setup, Exit};
+use qmail_queue::{enqueue, setup, QqExit};
 use std::fs::File;
 
 fn main() {
@@ -10,7 +10,7 @@ fn main() {
             (Ok(message), Ok(envelope)) => {
                 enqueue(&job, &mut File::from(message), &mut File::from(envelope))
             }
-            _ => Exit::ReadError,
+            _ => QqExit::ReadError,
         },
     };
     std::process::exit(code.code())

@@ -92,6 +92,7 @@ mod tests {
     use super::*;
     use crate::server::Queue;
     use crate::testqueue::FakeQueue;
+    use qmail_core::qqexit::QqExit;
 
     type AddressCase<'a> = (&'a [u8], Result<Option<&'a [u8]>, Stop>);
 
@@ -131,7 +132,7 @@ mod tests {
         let qp = job.pid();
         assert_eq!(verdict(job.finish(b"", &[]), 7, qp), b"Kok 7 qp 4242");
         assert_eq!(queue.log.borrow()[0].message, b"hello");
-        let failure = Err(QueueFailure("Zqq read error (#4.3.0)"));
+        let failure = Err(QueueFailure(QqExit::ReadError.text()));
         assert_eq!(verdict(failure, 7, 1), b"Zqq read error (#4.3.0)");
     }
 }

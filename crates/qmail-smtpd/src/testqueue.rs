@@ -4,6 +4,7 @@
 use crate::config::Client;
 use crate::server::{Job, Queue};
 use qmail_core::qmail::QueueFailure;
+use qmail_core::qqexit::QqExit;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -52,7 +53,7 @@ impl Job for FakeJob {
         let failed = self.q.failed;
         self.log.borrow_mut().push(self.q);
         match (failed, self.verdict) {
-            (true, _) => Err(QueueFailure("Zqq read error (#4.3.0)")),
+            (true, _) => Err(QueueFailure(QqExit::ReadError.text())),
             (false, Some(v)) => Err(QueueFailure(v)),
             (false, None) => Ok(()),
         }

@@ -449,7 +449,9 @@ impl Job for FakeJob {
         let failed = self.0.failed;
         self.1.borrow_mut().push(self.0);
         if failed {
-            Err(qmail_core::qmail::QueueFailure("Zqq read error (#4.3.0)"))
+            Err(qmail_core::qmail::QueueFailure(
+                qmail_core::qqexit::QqExit::ReadError.text(),
+            ))
         } else {
             Ok(())
         }

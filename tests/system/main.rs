@@ -6,6 +6,7 @@ mod crash;
 mod inject;
 mod install_tree;
 mod local;
+mod netstring_memory;
 mod newu_cdb;
 mod operations;
 mod pop3;

@@ -9,8 +9,10 @@
 //! * control/defaultdelivery (`./Maildir/`), control/concurrencyincoming (20), rcpthosts;
 //! * the aliases root, postmaster, mailer-daemon and abuse (to `--admin USER`, else to
 //!   ~alias/Maildir/);
-//! * /var/qmail/rc (boot/rc), the supervise directories /var/qmail/supervise/qmail-{send,smtpd,pop3d}
-//!   with multilog logs under /var/log/qmail, /etc/tcp.smtp (127. may relay) and its cdb;
+//! * /var/qmail/rc (boot/rc), the supervise directories
+//!   /var/qmail/supervise/qmail-{send,smtpd,pop3d,qmtpd,qmqpd} with multilog logs under
+//!   /var/log/qmail, /etc/tcp.smtp and /etc/tcp.qmtp (127. may relay), /etc/tcp.qmqp (only 127.
+//!   may connect) and their cdbs;
 //! * the links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/qmailctl and, for Debian's
 //!   fastforward and friends, /var/lib/qmail/bin/qmail-queue and /var/lib/qmail/control (added
 //!   only when missing, DESIGN.md §3);
@@ -19,7 +21,7 @@
 //!   mount namespace scans it (through systemd when systemd runs, else detached with setsid), and
 //!   waits until svstat shows the four services (two daemons, two loggers) up.
 //!
-//! Files an admin may have edited (controls, aliases, rc, run scripts, /etc/tcp.smtp) are never
+//! Files an admin may have edited (controls, aliases, rc, run scripts, /etc/tcp.*) are never
 //! rewritten; a sendmail that is not qmail's is moved aside to `sendmail.pre-qmail`.
 
 use crate::hier;
@@ -38,8 +40,15 @@ pub const SERVICE_DIR: &str = "/service";
 /// Services `up` links into the scan directory and waits for.
 pub const SERVICES: &[&str] = &["qmail-send", "qmail-smtpd"];
 
-/// Services that get a supervise directory (qmail-pop3d is linked by the admin).
-pub const SUPERVISED: &[&str] = &["qmail-send", "qmail-smtpd", "qmail-pop3d"];
+/// Services that get a supervise directory (qmail-pop3d, qmail-qmtpd and qmail-qmqpd are
+/// linked by the admin).
+pub const SUPERVISED: &[&str] = &[
+    "qmail-send",
+    "qmail-smtpd",
+    "qmail-pop3d",
+    "qmail-qmtpd",
+    "qmail-qmqpd",
+];
 
 /// The system aliases `up` creates in ~alias.
 pub const ALIASES: &[&str] = &["root", "postmaster", "mailer-daemon", "abuse"];
@@ -49,6 +58,14 @@ pub const PACKAGES: &[(&str, &str)] = &[("svscan", "daemontools"), ("tcpserver",
 
 /// /etc/tcp.smtp as `up` writes it: loopback clients may relay, everybody else may connect.
 pub const TCP_SMTP: &str = "127.:allow,RELAYCLIENT=\"\"\n";
+
+/// tcpserver's rule files `up` writes when missing and compiles: (source, contents). QMTP
+/// relays like SMTP; QMQP relays for every client it lets in, so only loopback may connect.
+pub const RULES: &[(&str, &str)] = &[
+    ("/etc/tcp.smtp", TCP_SMTP),
+    ("/etc/tcp.qmtp", TCP_SMTP),
+    ("/etc/tcp.qmqp", "127.:allow\n:deny\n"),
+];
 
 /// What the configuration steps work on.
 #[derive(Clone, Debug)]
@@ -275,23 +292,26 @@ pub fn configure(plan: &Plan) -> Result<(), String> {
         }
     }
     let logs = Path::new("/var/log/qmail");
-    for dir in [logs.to_path_buf(), logs.join("smtpd"), logs.join("pop3d")] {
+    for dir in ["", "smtpd", "pop3d", "qmtpd", "qmqpd"].map(|d| logs.join(d)) {
         make_dir(&dir, qmaill, 0o750)?;
         set_owner_mode(&dir, qmaill, 0o750)?;
     }
 
     // tcpserver's rules.
-    let rules = Path::new("/etc/tcp.smtp");
-    create_file(rules, TCP_SMTP.as_bytes(), root, 0o644)?;
-    let cdb = Path::new("/etc/tcp.smtp.cdb");
-    if newer(rules, cdb) {
-        let src = fs::File::open(rules).map_err(|e| fail("open", rules, &e))?;
-        run(Command::new("tcprules")
-            .args(["/etc/tcp.smtp.cdb", "/etc/tcp.smtp.tmp"])
-            .stdin(src))?;
-        fs::set_permissions(cdb, fs::Permissions::from_mode(0o644))
-            .map_err(|e| fail("chmod", cdb, &e))?;
-        say("compiled /etc/tcp.smtp.cdb");
+    for (source, contents) in RULES {
+        let rules = Path::new(source);
+        create_file(rules, contents.as_bytes(), root, 0o644)?;
+        let cdb = PathBuf::from(format!("{source}.cdb"));
+        if newer(rules, &cdb) {
+            let src = fs::File::open(rules).map_err(|e| fail("open", rules, &e))?;
+            run(Command::new("tcprules")
+                .arg(&cdb)
+                .arg(format!("{source}.tmp"))
+                .stdin(src))?;
+            fs::set_permissions(&cdb, fs::Permissions::from_mode(0o644))
+                .map_err(|e| fail("chmod", &cdb, &e))?;
+            say(&format!("compiled {}", cdb.display()));
+        }
     }
 
     // Links.
@@ -605,6 +625,8 @@ mod tests {
             "config",
             "config-fast",
             "supervise/qmail-smtpd/run",
+            "supervise/qmail-qmtpd/run",
+            "supervise/qmail-qmqpd/run",
         ] {
             let data = boot_file(&tree, name).unwrap();
             let text = String::from_utf8(data).unwrap();

@@ -1,6 +1,10 @@
 //! The qmail-queue client (qmail's `qmail.c`): start qmail-queue, feed it the message on its fd 0
 //! and the envelope on its fd 1, and turn its exit status into qmail's result text.
 //!
+//! The envelope is streamed like the message (`qmail_from`, `qmail_to`, `qmail_close`): a caller
+//! with a million recipients never holds them; [`Injection::finish`] is the short form for a
+//! caller that has its few recipients at hand.
+//!
 //! Used by every program that queues mail: qmail-send (bounces), qmail-local (forwards), the SMTP,
 //! QMTP and QMQP servers, qmail-inject and the delivery helpers. Like netqmail, it runs
 //! `$QMAILQUEUE` instead of `bin/qmail-queue` when that variable is set; the child runs in
@@ -18,7 +22,9 @@ use std::os::fd::AsRawFd;
 pub struct Injection {
     pid: libc::pid_t,
     message: Option<BufWriter<File>>,
-    envelope: Option<File>,
+    envelope: Option<BufWriter<File>>,
+    /// Whether the `F` record has been sent (the message is then closed).
+    from_sent: bool,
     failed: bool,
 }
 
@@ -70,7 +76,8 @@ impl Injection {
         Ok(Injection {
             pid,
             message: Some(BufWriter::with_capacity(65536, msg_w)),
-            envelope: Some(env_w),
+            envelope: Some(BufWriter::with_capacity(8192, env_w)),
+            from_sent: false,
             failed: false,
         })
     }
@@ -97,19 +104,70 @@ impl Injection {
         self.failed = true;
     }
 
+    /// Writes one envelope record (`kind`, `addr`, NUL) unless the injection has failed.
+    fn record(&mut self, kind: u8, addr: &[u8]) {
+        if self.failed {
+            return;
+        }
+        if let Some(e) = self.envelope.as_mut() {
+            let ok = e
+                .write_all(&[kind])
+                .and_then(|()| e.write_all(addr))
+                .and_then(|()| e.write_all(&[0]));
+            if ok.is_err() {
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Ends the message and sends the sender (qmail's `qmail_from`): qmail-queue reads the
+    /// envelope only after the message's end of file, so no message byte may follow.
+    pub fn from(&mut self, sender: &[u8]) {
+        if let Some(mut m) = self.message.take() {
+            if !self.failed && m.flush().is_err() {
+                self.failed = true;
+            }
+        }
+        if self.from_sent {
+            self.failed = true;
+        }
+        self.from_sent = true;
+        self.record(b'F', sender);
+    }
+
+    /// Sends one recipient (qmail's `qmail_to`); before [`Injection::from`] it fails the job.
+    pub fn to(&mut self, recipient: &[u8]) {
+        if !self.from_sent {
+            self.failed = true;
+        }
+        self.record(b'T', recipient);
+    }
+
     /// Sends the envelope, waits for qmail-queue and maps its exit status.
     pub fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
-        let mut failed = self.failed;
-        if let Some(mut m) = self.message.take() {
-            if !failed && m.flush().is_err() {
-                failed = true;
-            }
+        self.from(sender);
+        for r in recipients {
+            self.to(r);
         }
+        self.close()
+    }
+
+    /// Ends the envelope (its empty record, only if nothing failed, so that a failed job is
+    /// a truncated envelope qmail-queue refuses), waits for qmail-queue and maps its exit status
+    /// (qmail's `qmail_close`).
+    pub fn close(mut self) -> Result<(), QueueFailure> {
+        if !self.from_sent {
+            self.failed = true;
+        }
+        drop(self.message.take());
         if let Some(mut e) = self.envelope.take() {
-            if !failed {
-                let _ = e.write_all(&crate::envelope::encode(sender, recipients));
+            if !self.failed && e.write_all(&[0]).and_then(|()| e.flush()).is_err() {
+                self.failed = true;
             }
+            // A failed job's buffered records are never flushed: the envelope stays cut short.
+            let _ = e.into_parts();
         }
+        let failed = self.failed;
         let status = loop {
             match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None) {
                 Ok(s) => break s,

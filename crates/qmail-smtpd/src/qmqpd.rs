@@ -8,7 +8,8 @@
 //!
 //! Trust: the client is trusted to relay but its bytes are still parsed strictly: the length
 //! prefix may be at most 100 bytes, every later byte counts against the declared outer length,
-//! and addresses of 1000 bytes or more, or containing NUL, are refused.
+//! and addresses of 1000 bytes or more, or containing NUL, are refused. Message and envelope are
+//! streamed to qmail-queue: memory does not grow with the package.
 //!
 //! DIAGNOSTICS: one netstring response.
 //!
@@ -76,19 +77,19 @@ impl Qmqpd<'_> {
         put_received(&mut job, self.client, b"QMQP", (self.now)());
         copy(src, &mut job, len)?;
         src.comma()?;
+        // The envelope is streamed to qmail-queue as it is read: nothing here grows with the
+        // number of recipients. A refused address fails the job, so nothing is queued.
         let mut ok = true;
-        let sender = match address(src)? {
-            Some(s) => s,
+        match address(src)? {
+            Some(sender) => job.from(&sender),
             None => {
                 ok = false;
                 job.fail();
-                Vec::new()
             }
-        };
-        let mut recipients = Vec::new();
+        }
         while src.budget() != Some(0) {
             match address(src)? {
-                Some(r) => recipients.push(r),
+                Some(r) => job.to(&r),
                 None => {
                     ok = false;
                     job.fail();
@@ -97,7 +98,7 @@ impl Qmqpd<'_> {
         }
         src.set_budget(Some(1));
         src.comma()?;
-        let result = verdict(job.finish(&sender, &recipients), (self.now)(), qp);
+        let result = verdict(job.close(), (self.now)(), qp);
         Ok(if ok { result } else { BAD_ADDRESS.to_vec() })
     }
 }

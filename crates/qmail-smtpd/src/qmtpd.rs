@@ -5,8 +5,10 @@
 //! `TCPREMOTEINFO`, `TCPLOCALHOST`, `TCPLOCALIP` (Received line), `RELAYCLIENT`, `DATABYTES`,
 //! `QMAILQUEUE`. Files: `/var/qmail/control/` rcpthosts, morercpthosts.cdb, databytes.
 //!
-//! Trust: every byte on fd 0 is hostile. Framing is checked strictly; the message is streamed to
-//! qmail-queue (memory does not grow with its size); addresses are capped below 1000 bytes.
+//! Trust: every byte on fd 0 is hostile. Framing is checked strictly; the message and the
+//! envelope are streamed to qmail-queue and the responses written as they are made, so memory
+//! grows only by two bits per recipient (qmail keeps a byte); addresses are capped below 1000
+//! bytes.
 //!
 //! DIAGNOSTICS: none besides the per-recipient netstring responses.
 //!
@@ -22,7 +24,7 @@ use crate::netserve::{address, copy, exact, put_received, start_up, verdict};
 use crate::policy::RcptHosts;
 use crate::server::{Job, QmailQueue, Queue};
 use qmail_proto::netstring::{self, LengthReader};
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 
 /// Reply to a recipient outside rcpthosts.
 pub const NOT_RCPTHOST: &[u8] =
@@ -34,13 +36,16 @@ pub const BAD_SENDER: &[u8] = b"Dunacceptable sender (#5.1.7)";
 /// Result when the message is over databytes.
 pub const TOO_BIG: &[u8] = b"Dsorry, that message size exceeds my databytes limit (#5.3.4)";
 
-/// Why one recipient was refused.
+/// The response one recipient gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Refusal {
+#[repr(u8)]
+enum Answer {
+    /// Accepted: the package's result.
+    Result = 0,
     /// Not in rcpthosts (qmail's `D`).
-    Domain,
+    Domain = 1,
     /// Too long, with RELAYCLIENT appended (`L`), or containing NUL (`N`).
-    Unhandled,
+    Unhandled = 2,
 }
 
 /// What one QMTP connection is served with.
@@ -57,18 +62,14 @@ pub struct Qmtpd<'a> {
 
 impl Qmtpd<'_> {
     /// Serves packages until the client stops; returns the exit code.
-    pub fn serve<R: Read, W: Write, Q: Queue>(
-        &self,
-        input: R,
-        mut output: W,
-        queue: &mut Q,
-    ) -> i32 {
+    pub fn serve<R: Read, W: Write, Q: Queue>(&self, input: R, output: W, queue: &mut Q) -> i32 {
         let mut src = Source::new(input);
+        let mut output = BufWriter::with_capacity(8192, output);
         loop {
             match self.package(&mut src, queue) {
-                Ok(replies) => {
-                    if output
-                        .write_all(&replies)
+                Ok((result, answers)) => {
+                    if answers
+                        .write(&result, &mut output)
                         .and_then(|()| output.flush())
                         .is_err()
                     {
@@ -132,12 +133,13 @@ impl Qmtpd<'_> {
         Ok(too_big)
     }
 
-    /// Reads one package, queues it, and returns the responses.
+    /// Reads one package, streaming its message and envelope to the queue; returns the result
+    /// netstring and the answer of each recipient.
     fn package<R: Read, Q: Queue>(
         &self,
         src: &mut Source<R>,
         queue: &mut Q,
-    ) -> Result<Vec<u8>, Stop> {
+    ) -> Result<(Vec<u8>, Answers), Stop> {
         let len = src.length()?;
         if len == 0 {
             return Err(Stop::Protocol);
@@ -164,8 +166,11 @@ impl Qmtpd<'_> {
         let relay = self.client.relay_client.as_deref();
         let relay_len = relay.map_or(0, |r| r.len() as u64);
         let mut biglen = src.length()?;
-        let mut refusals = Vec::new();
-        let mut recipients = Vec::new();
+        let mut answers = Answers::default();
+        let mut accepted = false;
+        if sender_ok {
+            job.from(&sender);
+        }
         while biglen > 0 {
             let mut reader = LengthReader::new(MAX_LEN);
             let len = loop {
@@ -182,54 +187,87 @@ impl Qmtpd<'_> {
             if len >= biglen {
                 return Err(Stop::Protocol);
             }
-            let refusal = if len + relay_len >= 1000 {
+            let answer = if len + relay_len >= 1000 {
                 src.skip(len)?;
-                Some(Refusal::Unhandled)
+                Answer::Unhandled
             } else {
                 let mut addr = exact(src, len)?;
                 if addr.contains(&0) {
-                    Some(Refusal::Unhandled)
+                    Answer::Unhandled
                 } else if let Some(suffix) = relay {
                     addr.extend_from_slice(suffix);
-                    recipients.push(addr);
-                    None
+                    job.to(&addr);
+                    Answer::Result
                 } else {
                     match self.rcpthosts.allows(&addr) {
                         Err(_) => return Err(Stop::Resources),
-                        Ok(false) => Some(Refusal::Domain),
+                        Ok(false) => Answer::Domain,
                         Ok(true) => {
-                            recipients.push(addr);
-                            None
+                            job.to(&addr);
+                            Answer::Result
                         }
                     }
                 }
             };
+            accepted |= answer == Answer::Result;
             src.comma()?;
             biglen -= len + 1;
-            refusals.push(refusal);
+            answers.push(answer);
         }
         src.comma()?;
 
-        if recipients.is_empty() {
+        if !accepted {
             job.fail();
         }
-        let mut result = verdict(job.finish(&sender, &recipients), (self.now)(), qp);
+        let mut result = verdict(job.close(), (self.now)(), qp);
         if !sender_ok {
             result = BAD_SENDER.to_vec();
         }
         if too_big {
             result = TOO_BIG.to_vec();
         }
-        let result = netstring::encode(&result);
-        let mut replies = Vec::new();
-        for r in refusals {
-            replies.extend_from_slice(match r {
-                None => &result,
-                Some(Refusal::Domain) => NOT_RCPTHOST,
-                Some(Refusal::Unhandled) => BAD_RCPT,
-            });
+        Ok((netstring::encode(&result), answers))
+    }
+}
+
+/// The answers of one package, one per recipient in order, two bits each (qmail keeps one byte
+/// per recipient): a 200000000-byte package of the shortest recipients (`0:,`) needs 17 MB.
+#[derive(Debug, Default)]
+struct Answers {
+    bits: Vec<u8>,
+    len: usize,
+}
+
+impl Answers {
+    fn push(&mut self, answer: Answer) {
+        let shift = (self.len % 4) * 2;
+        if shift == 0 {
+            self.bits.push(0);
         }
-        Ok(replies)
+        if let Some(last) = self.bits.last_mut() {
+            *last |= (answer as u8) << shift;
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Answer> + '_ {
+        (0..self.len).map(|i| match (self.bits[i / 4] >> ((i % 4) * 2)) & 3 {
+            0 => Answer::Result,
+            1 => Answer::Domain,
+            _ => Answer::Unhandled,
+        })
+    }
+
+    /// Writes the responses, `result` (a whole netstring) for every accepted recipient.
+    fn write(&self, result: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        for answer in self.iter() {
+            out.write_all(match answer {
+                Answer::Result => result,
+                Answer::Domain => NOT_RCPTHOST,
+                Answer::Unhandled => BAD_RCPT,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +463,23 @@ mod tests {
                 rcpts,
             );
         }
+    }
+
+    #[test]
+    fn answers_keep_their_order_in_two_bits_each() {
+        let kinds = [Answer::Result, Answer::Domain, Answer::Unhandled];
+        let mut answers = Answers::default();
+        let want: Vec<Answer> = (0..1001usize).map(|i| kinds[i * 7 / 3 % 3]).collect();
+        for a in &want {
+            answers.push(*a);
+        }
+        assert_eq!(answers.bits.len(), 251);
+        assert_eq!(answers.iter().collect::<Vec<_>>(), want);
+        let mut out = Vec::new();
+        answers.write(b"K,", &mut out).unwrap();
+        // i * 7 / 3 % 3 for i = 0..5: 0, 2, 1, 1, 0.
+        let first: &[u8] = &[b"K,", BAD_RCPT, NOT_RCPTHOST, NOT_RCPTHOST, b"K,"].concat();
+        assert!(out.starts_with(first));
     }
 
     #[test]

@@ -23,8 +23,23 @@ pub trait Job {
     fn put(&mut self, bytes: &[u8]);
     /// Abandons the message: nothing will be queued.
     fn fail(&mut self);
-    /// Sends the envelope and waits for the verdict.
-    fn finish(self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure>;
+    /// Ends the message and sends the sender (qmail's `qmail_from`).
+    fn from(&mut self, sender: &[u8]);
+    /// Sends one recipient (qmail's `qmail_to`).
+    fn to(&mut self, recipient: &[u8]);
+    /// Ends the envelope and waits for the verdict (qmail's `qmail_close`).
+    fn close(self) -> Result<(), QueueFailure>;
+    /// Sends the whole envelope and waits for the verdict.
+    fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure>
+    where
+        Self: Sized,
+    {
+        self.from(sender);
+        for r in recipients {
+            self.to(r);
+        }
+        self.close()
+    }
 }
 
 /// Something that can start queue jobs.
@@ -45,8 +60,14 @@ impl Job for Injection {
     fn fail(&mut self) {
         Injection::fail(self);
     }
-    fn finish(self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
-        Injection::finish(self, sender, recipients)
+    fn from(&mut self, sender: &[u8]) {
+        Injection::from(self, sender);
+    }
+    fn to(&mut self, recipient: &[u8]) {
+        Injection::to(self, recipient);
+    }
+    fn close(self) -> Result<(), QueueFailure> {
+        Injection::close(self)
     }
 }
 

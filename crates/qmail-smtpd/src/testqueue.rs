@@ -31,6 +31,7 @@ pub(crate) struct FakeQueue {
 
 pub(crate) struct FakeJob {
     q: Queued,
+    from_sent: bool,
     log: Rc<RefCell<Vec<Queued>>>,
     verdict: Option<&'static str>,
 }
@@ -47,9 +48,23 @@ impl Job for FakeJob {
     fn fail(&mut self) {
         self.q.failed = true;
     }
-    fn finish(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), QueueFailure> {
+    fn from(&mut self, sender: &[u8]) {
+        if self.from_sent {
+            self.q.failed = true;
+        }
+        self.from_sent = true;
         self.q.sender = sender.to_vec();
-        self.q.recipients = recipients.to_vec();
+    }
+    fn to(&mut self, recipient: &[u8]) {
+        if !self.from_sent {
+            self.q.failed = true;
+        }
+        self.q.recipients.push(recipient.to_vec());
+    }
+    fn close(mut self) -> Result<(), QueueFailure> {
+        if !self.from_sent {
+            self.q.failed = true;
+        }
         let failed = self.q.failed;
         self.log.borrow_mut().push(self.q);
         match (failed, self.verdict) {
@@ -68,6 +83,7 @@ impl Queue for FakeQueue {
         }
         Ok(FakeJob {
             q: Queued::default(),
+            from_sent: false,
             log: self.log.clone(),
             verdict: self.verdict,
         })

@@ -439,13 +439,13 @@ impl Job for FakeJob {
     fn fail(&mut self) {
         self.0.failed = true;
     }
-    fn finish(
-        mut self,
-        sender: &[u8],
-        recipients: &[Vec<u8>],
-    ) -> Result<(), qmail_core::qmail::QueueFailure> {
+    fn from(&mut self, sender: &[u8]) {
         self.0.sender = sender.to_vec();
-        self.0.recipients = recipients.to_vec();
+    }
+    fn to(&mut self, recipient: &[u8]) {
+        self.0.recipients.push(recipient.to_vec());
+    }
+    fn close(self) -> Result<(), qmail_core::qmail::QueueFailure> {
         let failed = self.0.failed;
         self.1.borrow_mut().push(self.0);
         if failed {

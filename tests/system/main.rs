@@ -19,3 +19,4 @@ mod remote_common;
 mod sandbox;
 mod smtpd;
 mod smtpd_more;
+mod smtpd_stalled;

@@ -2,11 +2,21 @@
 //! servers that talk to a client on fds 0 and 1 (qmail-smtpd, qmail-popup, qmail-pop3d): wait up
 //! to the timeout for the descriptor to become ready, then do one read or write. A timeout is
 //! reported as `ErrorKind::TimedOut`, which ends the session.
+//!
+//! A write hands the kernel at most [`WRITE_MAX`] bytes. Readiness only promises room for some
+//! bytes, and a blocking write of more than there is room for waits for the peer without any
+//! limit: a client that stops reading would then hold the process forever. qmail gets the same
+//! bound from its 512-byte substdio buffer (qmail-smtpd's `ssoutbuf`).
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+
+/// Most bytes one write passes to the kernel: after poll reports a TCP socket writable the
+/// kernel takes at least one segment's worth without blocking (the smallest IPv4 MSS is 536
+/// bytes), and a pipe at least PIPE_BUF (4096) bytes.
+pub const WRITE_MAX: usize = 512;
 
 /// One descriptor with a timeout on every call.
 #[derive(Debug)]
@@ -48,7 +58,7 @@ impl Read for Timed {
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.wait(PollFlags::POLLOUT)?;
-        self.file.write(buf)
+        self.file.write(&buf[..buf.len().min(WRITE_MAX)])
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -74,5 +84,23 @@ mod tests {
         assert_eq!(reader.read(&mut buf).unwrap(), 3);
         drop(writer);
         assert_eq!(reader.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_times_the_writer_out() {
+        // A pipe holds 64 KiB: a blocking write of more would wait for ever.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut writer = Timed::new(w, 1);
+        let start = std::time::Instant::now();
+        let err = writer.write_all(&vec![b'x'; 1 << 20]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        let mut reader = Timed::new(r, 0);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut held = 0;
+        while let Ok(n) = reader.read(&mut buf) {
+            held += n;
+        }
+        assert!(held > 0 && held < 1 << 20, "{held}");
     }
 }

@@ -11,6 +11,15 @@
 //! used is tried first, IPv6 only when none of them answers. An IPv4-mapped IPv6 address
 //! (`::ffff:a.b.c.d`) is taken as the IPv4 address it names.
 //!
+//! Limits (beyond qmail 1.03, which looked up and tried every MX host a DNS answer listed): at
+//! most [`MX_HOST_LIMIT`] MX hosts are looked up, and qmail-remote tries at most
+//! [`MX_ADDRESS_LIMIT`] addresses. One 64 KiB answer can list thousands of MX hosts (or
+//! addresses), each costing two lookups and a connection attempt of up to timeoutconnect
+//! seconds, so without a cap one hostile domain holds a delivery slot for days. Postfix caps
+//! the addresses at 5 (`smtp_mx_address_limit`) and the sessions at 2; qmail-rs keeps qmail's
+//! "every address until one answers" and takes 16 of each, enough for every real MX set even
+//! with an IPv4 and an IPv6 address per host.
+//!
 //! Everything works over the [`Lookup`] trait, so a table stands in for DNS in tests.
 //!
 //! Trust: host names and literals come from envelopes and DNS answers; parsing is bounded and
@@ -18,6 +27,12 @@
 
 use crate::dns::{DnsError, Lookup, QType, Rr};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Most MX hosts whose addresses are looked up, in the order to try.
+pub const MX_HOST_LIMIT: usize = 16;
+
+/// Most addresses qmail-remote tries for one delivery.
+pub const MX_ADDRESS_LIMIT: usize = 16;
 
 /// An address to try and the preference of the MX it came from (0 for A fallbacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +175,9 @@ pub fn order(mut cands: Vec<Candidate>) -> Vec<Candidate> {
     cands
 }
 
-/// MX then A and AAAA for `host`: the candidates in the order to try and whether some MX host's lookup failed temporarily
-/// (qmail's "soft" flag; the caller defers when that leaves no address).
+/// MX then A and AAAA for `host`: the candidates in the order to try and whether some MX host's
+/// lookup failed temporarily (qmail's "soft" flag; the caller defers when that leaves no
+/// address). Only the first [`MX_HOST_LIMIT`] MX hosts in the order to try are looked up.
 pub fn mx_ip(
     dns: &mut dyn Lookup,
     host: &[u8],
@@ -187,7 +203,7 @@ pub fn mx_ip(
     }
     let mut out = Vec::new();
     let mut soft = false;
-    for (pref, name) in sort_mx(mx, rng) {
+    for (pref, name) in sort_mx(mx, rng).into_iter().take(MX_HOST_LIMIT) {
         match ip_plus(dns, &name, u32::from(pref)) {
             Ok(c) => out.extend(c),
             Err(DnsError::Temporary) => soft = true,

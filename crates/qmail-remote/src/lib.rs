@@ -12,7 +12,8 @@
 //! local parts, CNAME canonicalisation of recipient domains when no relay applies), drops
 //! addresses at or above the best preference that is this host (IPv4 or IPv6), tries the rest in
 //! order (skipping those the tcpto tables mark as recently timing out) and runs the SMTP dialogue
-//! with the first that answers.
+//! with the first that answers. At most 16 MX hosts are looked up and 16 addresses tried
+//! (`qmail_net::mx::MX_HOST_LIMIT`, `MX_ADDRESS_LIMIT`; beyond qmail 1.03, which tried all).
 //!
 //! IPv6 (beyond qmail 1.03): within one MX preference the IPv4 addresses are tried before the
 //! IPv6 ones (qmail_net::mx::order has the reasons), each with the same timeoutconnect. IPv4
@@ -180,7 +181,8 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
     }
     let mut tcpto = Tcpto::new(world.home.join("queue/lock/tcpto"));
     let mut tcpto6 = Tcpto::new6(world.home.join("queue/lock/tcpto6"));
-    for cand in ips.iter().filter(|c| c.pref < prefme) {
+    let tried = ips.iter().filter(|c| c.pref < prefme);
+    for cand in tried.take(mx::MX_ADDRESS_LIMIT) {
         let table = match cand.ip {
             IpAddr::V4(_) => &mut tcpto,
             IpAddr::V6(_) => &mut tcpto6,

@@ -7,7 +7,7 @@ mod common;
 
 use common::{dns, Data};
 use qmail_net::dns::{DnsError, Lookup, QType, Resolver, Rr};
-use qmail_net::mx::{mx_ip, Rng};
+use qmail_net::mx::{mx_ip, Rng, MX_HOST_LIMIT};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -91,6 +91,30 @@ fn large_answer_falls_back_to_tcp() {
     assert!(!soft);
     assert_eq!(cands.len(), 1);
     assert_eq!((cands[0].pref, cands[0].ip), (5, [127, 0, 0, 2].into()));
+}
+
+#[test]
+fn thousands_of_mx_hosts_cost_at_most_16_lookups() {
+    // 2000 MX hosts of one preference, each with an address: the answer (over TCP) holds as
+    // many as fit in 64 KiB.
+    let mut zone = Vec::new();
+    for i in 0..2000u32 {
+        let host: &'static str = Box::leak(format!("mx{i}.many.test").into_boxed_str());
+        zone.push(("many.test", Data::Mx(10, host.to_string())));
+        zone.push((host, Data::A([127, 2, (i >> 8) as u8, i as u8])));
+    }
+    let d = dns("127.0.0.1:0", zone);
+    let mut r = resolver(d.addr);
+    let listed = r.lookup(b"many.test", QType::Mx).unwrap().len();
+    assert!(listed > 1000, "{listed} MX records");
+    let udp_before = d.udp.load(Ordering::SeqCst);
+    let (cands, soft) = mx_ip(&mut r, b"many.test", &mut Rng::new(7)).unwrap();
+    assert!(!soft);
+    assert_eq!(cands.len(), MX_HOST_LIMIT);
+    assert!(cands.iter().all(|c| c.pref == 10));
+    // The MX query (truncated over UDP), then A and AAAA for each of the 16 hosts.
+    let lookups = d.udp.load(Ordering::SeqCst) - udp_before;
+    assert_eq!(lookups, 1 + 2 * MX_HOST_LIMIT, "{lookups} UDP queries");
 }
 
 #[test]

@@ -60,6 +60,17 @@ fn zone() -> Table {
     );
     m.insert(("mx.me6.test".into(), QType::Aaaa), Ok(vec![aaaa("::1")]));
     m.insert(("relay6.test".into(), QType::Aaaa), Ok(vec![aaaa("::1")]));
+    // 2000 addresses, as one 64 KiB answer could hold: 127.0.0.1 (where a sink listens) is the
+    // 16th of relay16.test's and the 17th of relay17.test's; nothing listens on the others.
+    for (name, at) in [("relay16.test", 15), ("relay17.test", 16)] {
+        let list = (0..2000u32)
+            .map(|i| match i {
+                _ if i == at => a("127.0.0.1"),
+                _ => Rr::A(Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8)),
+            })
+            .collect();
+        m.insert((name.into(), QType::A), Ok(list));
+    }
     Table(m)
 }
 
@@ -255,6 +266,21 @@ fn refused_connection_and_tcpto() {
         [msg::NOCONN, b"\0"].concat()
     );
     assert_eq!(h.tcpto(), vec![0u8; 1024], "a refusal is not recorded");
+}
+
+#[test]
+fn at_most_16_addresses_are_tried() {
+    let s = sink("127.0.0.1:0", Mode::Accept, 2);
+    let port = s.addr.port();
+    let h = Home::new("sixteen");
+    h.control("smtproutes", &format!("example.com:relay16.test:{port}\n"));
+    assert_eq!(h.run(&["example.com", "", "u@example.com"], MSG), ACCEPTED);
+    h.control("smtproutes", &format!("example.com:relay17.test:{port}\n"));
+    assert_eq!(
+        h.run(&["example.com", "", "u@example.com"], MSG).as_bytes(),
+        [msg::NOCONN, b"\0"].concat()
+    );
+    assert_eq!(s.count(), 1, "the 17th address is never tried");
 }
 
 #[test]

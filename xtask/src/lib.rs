@@ -12,7 +12,9 @@
 //!   (fuzz.rs);
 //! * `bench [--quick] [--rounds N] [--out DIR]`: ours side by side with Postfix (bench.rs).
 //!
-//! Arguments are parsed by hand (no clap, as everywhere in qmail-rs).
+//! `cargo xtask TASK --help` (or `-h`, or `cargo xtask help TASK`) prints the task's usage and
+//! exits 0 without doing anything else. Arguments are parsed by hand (no clap, as everywhere in
+//! qmail-rs).
 
 pub mod bench;
 pub mod fuzz;
@@ -100,25 +102,120 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-const USAGE: &str =
-    "usage: cargo xtask install [--users] [--bin-dir DIR] [--root DIR] [--source-dir DIR]
-                          [--passwd-file FILE --group-file FILE [--first-id N]]
-       cargo xtask check [--bin-dir DIR] [--root DIR]
-       cargo xtask stage DIR [--bin-dir DIR]
-       cargo xtask users [--passwd-file FILE --group-file FILE [--first-id N]]
-       cargo xtask up [--no-build] [--bin-dir DIR] [--host FQDN] [--admin USER]
-                      [--passwd-file FILE --group-file FILE [--first-id N]]
-       cargo xtask test
-       cargo xtask fuzz [--engine mutate|libfuzzer] [--seconds N] [--seed S] [TARGET...]
-       cargo xtask bench [--quick] [--rounds N] [--out DIR] [--bin-dir DIR]
-       cargo xtask tidy";
+/// Every task: its name, its usage line(s) and what it does (`cargo xtask TASK --help`).
+pub const TASKS: &[(&str, &str, &str)] = &[
+    (
+        "install",
+        "install [--users] [--bin-dir DIR] [--root DIR] [--source-dir DIR]\n\
+         [--passwd-file FILE --group-file FILE [--first-id N]]",
+        "creates qmail's tree with owners and modes (qmail's make setup); --users also creates \
+         qmail's accounts",
+    ),
+    (
+        "check",
+        "check [--bin-dir DIR] [--root DIR]",
+        "reports every difference between the installed tree and the hier table (instcheck)",
+    ),
+    (
+        "stage",
+        "stage DIR [--bin-dir DIR]",
+        "places the tree under DIR without changing ownership (for packages)",
+    ),
+    (
+        "users",
+        "users [--passwd-file FILE --group-file FILE [--first-id N]]",
+        "creates qmail's missing users and groups",
+    ),
+    (
+        "up",
+        "up [--no-build] [--bin-dir DIR] [--host FQDN] [--admin USER]\n\
+         [--passwd-file FILE --group-file FILE [--first-id N]]",
+        "builds, installs and configures qmail and starts it under svscan /service;\n\
+         --host names the mail host (default: its name in DNS or /etc/hosts);\n\
+         --admin is the user who gets the mail of root, postmaster, mailer-daemon and abuse",
+    ),
+    (
+        "test",
+        "test",
+        "the CI entry point: installs the tools the tests drive, builds, runs unit and system tests",
+    ),
+    (
+        "fuzz",
+        "fuzz [--engine mutate|libfuzzer] [--seconds N] [--seed S] [TARGET...]",
+        "runs the fuzz targets of tests/fuzz",
+    ),
+    (
+        "bench",
+        "bench [--quick] [--rounds N] [--out DIR] [--bin-dir DIR]",
+        "measures qmail-rs side by side with Postfix",
+    ),
+    (
+        "tidy",
+        "tidy",
+        "checks the house rules (dependency tables, module docs, man pages)",
+    ),
+];
+
+/// `cargo xtask SYNOPSIS` after `lead`, continuation lines indented under the task's options.
+fn synopsis_lines(lead: &str, task: &str, synopsis: &str) -> String {
+    let indent = " ".repeat(lead.len() + "cargo xtask ".len() + task.len() + 1);
+    format!(
+        "{lead}cargo xtask {}",
+        synopsis.replace('\n', &format!("\n{indent}"))
+    )
+}
+
+/// The usage of every task.
+pub fn usage() -> String {
+    let lines: Vec<String> = TASKS
+        .iter()
+        .enumerate()
+        .map(|(i, (task, synopsis, _))| {
+            let lead = if i == 0 { "usage: " } else { "       " };
+            synopsis_lines(lead, task, synopsis)
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// One task's `--help` text, or None for an unknown task.
+pub fn task_help(task: &str) -> Option<String> {
+    let (_, synopsis, what) = TASKS.iter().find(|(name, _, _)| *name == task)?;
+    Some(format!(
+        "{}\n\n{what}.",
+        synopsis_lines("usage: ", task, synopsis)
+    ))
+}
+
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--help" || a == "-h")
+}
 
 /// Runs one subcommand; returns the process exit code.
 pub fn run(args: &[String]) -> i32 {
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
+        eprintln!("{}", usage());
         return 100;
     };
+    if matches!(cmd.as_str(), "help" | "--help" | "-h") {
+        match rest.first() {
+            None => println!("{}", usage()),
+            Some(task) => match task_help(task) {
+                Some(text) => println!("{text}"),
+                None => {
+                    eprintln!("xtask help: fatal: unknown command {task}\n{}", usage());
+                    return 100;
+                }
+            },
+        }
+        return 0;
+    }
+    if wants_help(rest) {
+        if let Some(text) = task_help(cmd) {
+            println!("{text}");
+            return 0;
+        }
+    }
     if cmd == "bench" {
         return bench::run(&workspace_root(), rest);
     }
@@ -131,7 +228,7 @@ pub fn run(args: &[String]) -> i32 {
     let opts = match parse_options(rest) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("xtask {cmd}: fatal: {e}\n{USAGE}");
+            eprintln!("xtask {cmd}: fatal: {e}\n{}", usage());
             return 100;
         }
     };
@@ -152,11 +249,7 @@ pub fn run(args: &[String]) -> i32 {
         "users" => cmd_users(&opts),
         "up" => cmd_up(&opts),
         "test" => return test::run(&workspace_root()),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            return 0;
-        }
-        other => Err(format!("unknown command {other}\n{USAGE}")),
+        other => Err(format!("unknown command {other}\n{}", usage())),
     };
     match result {
         Ok(code) => code,
@@ -325,6 +418,29 @@ mod tests {
         for b in bad {
             assert!(parse_options(&s(b)).is_err(), "{b:?}");
         }
+    }
+
+    /// Issue 21: `cargo xtask TASK --help` (and `-h`, `help TASK`) prints the task's usage and
+    /// exits 0 for every task, before doing any of its work.
+    #[test]
+    fn issue_21_help_for_every_task() {
+        for (task, synopsis, _) in TASKS {
+            for flag in ["--help", "-h"] {
+                assert_eq!(run(&s(&[task, flag])), 0, "{task} {flag}");
+            }
+            assert_eq!(run(&s(&[task, "--bin-dir", "/b", "--help"])), 0, "{task}");
+            assert_eq!(run(&s(&["help", task])), 0, "help {task}");
+            let text = task_help(task).unwrap();
+            assert!(
+                text.starts_with(&format!("usage: cargo xtask {task}")),
+                "{text}"
+            );
+            assert!(usage().contains(synopsis.lines().next().unwrap()), "{task}");
+        }
+        assert_eq!(run(&s(&["--help"])), 0);
+        assert_eq!(run(&s(&["help"])), 0);
+        assert_eq!(run(&s(&["help", "frobnicate"])), 100);
+        assert!(task_help("frobnicate").is_none());
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!
 //! Trust: the ident answer and the PTR names come from the network. The ident answer is bounded
 //! (512 bytes) and cut at the end of its line; PTR names are decoded by hickory-proto (at most
-//! 255 bytes) and may hold any bytes, as tcp-environ(5) warns; the servers print both only
+//! 255 bytes) and may hold any bytes, as tcp-environ(5) warns. Both are cut at their first NUL
+//! (qmail's C strings end there; the environment cannot hold one). The servers print both only
 //! through the Received line's safe-character filter.
 //!
 //! DIAGNOSTICS: `tcp-env: illegal option -- x` for a bad option; nothing else.
@@ -95,7 +96,17 @@ pub fn host_of(dns: &mut dyn Lookup, ip: IpAddr) -> Option<Vec<u8>> {
     }
 }
 
+/// `value` up to its first NUL: what qmail's C strings hold of a PTR name or an ident answer
+/// (the environment cannot hold a NUL).
+fn cut_at_nul(mut value: Vec<u8>) -> Vec<u8> {
+    if let Some(nul) = value.iter().position(|&c| c == 0) {
+        value.truncate(nul);
+    }
+    value
+}
+
 /// The variables to set (`Some`) or remove (`None`) for a connection, host names asked of `dns`.
+/// No value holds a NUL byte: the network's names and answers are cut at the first one.
 pub fn variables(
     local: SocketAddr,
     remote: SocketAddr,
@@ -107,11 +118,11 @@ pub fn variables(
         ("PROTO", text("TCP".into())),
         ("TCPLOCALIP", text(local.ip().to_string())),
         ("TCPLOCALPORT", text(local.port().to_string())),
-        ("TCPLOCALHOST", host_of(dns, local.ip())),
+        ("TCPLOCALHOST", host_of(dns, local.ip()).map(cut_at_nul)),
         ("TCPREMOTEIP", text(remote.ip().to_string())),
         ("TCPREMOTEPORT", text(remote.port().to_string())),
-        ("TCPREMOTEHOST", host_of(dns, remote.ip())),
-        ("TCPREMOTEINFO", info),
+        ("TCPREMOTEHOST", host_of(dns, remote.ip()).map(cut_at_nul)),
+        ("TCPREMOTEINFO", info.map(cut_at_nul)),
     ]
 }
 
@@ -328,6 +339,7 @@ mod tests {
             (b"8.100.51.198.in-addr.arpa", Err(DnsError::Temporary)),
             (b"9.100.51.198.in-addr.arpa", Ok(vec![Rr::Other])),
             (b"10.100.51.198.in-addr.arpa", ptr(b"odd\xff\x01NAME")),
+            (b"11.100.51.198.in-addr.arpa", ptr(b"Evil\0inject.example")),
             (
                 b"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
                 ptr(b"LOCALHOST6"),
@@ -397,6 +409,21 @@ mod tests {
                     Some(b"3"),
                     Some(b"odd\xff\x01name"),
                     None,
+                ],
+            ),
+            (
+                "192.0.2.2:25",
+                "198.51.100.11:4",
+                Some(b"jo\0e"),
+                [
+                    Some(b"TCP"),
+                    Some(b"192.0.2.2"),
+                    Some(b"25"),
+                    Some(b"mail.example.net"),
+                    Some(b"198.51.100.11"),
+                    Some(b"4"),
+                    Some(b"evil"),
+                    Some(b"jo"),
                 ],
             ),
             (

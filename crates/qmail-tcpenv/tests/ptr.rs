@@ -1,9 +1,10 @@
 //! tcp-env against a real (tiny) name server: inside `unshare --mount --net` as root, with the
-//! loopback interface up, a Python DNS server on 127.0.0.1:53 and an ident server on
-//! 127.0.0.1:113, and a private /etc/resolv.conf bind-mounted over the real one. A Python driver
-//! accepts loopback connections from 127.0.0.1, .2 and .3 and runs the built tcp-env on each
-//! accepted socket with `env` as its program. Skipped (loudly) when not root or when namespaces
-//! are not available. Only loopback traffic, inside the private network namespace.
+//! loopback interface up, a Python DNS server on 127.0.0.1:53 and an ident server on port 113,
+//! and a private /etc/resolv.conf bind-mounted over the real one. A Python driver accepts
+//! loopback connections from 127.0.0.1, .2, .3 and .4 (a NUL in its PTR name and its ident
+//! answer) and runs the built tcp-env on each accepted socket with `env` as its program.
+//! Skipped (loudly) when not root or when namespaces are not available. Only loopback traffic,
+//! inside the private network namespace.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ def dns(sock):
             rdata = encode('LocalHost.Example')
             rcode = 0
             answer = b'\xc0\x0c' + struct.pack('>HHIH', 12, 1, 60, len(rdata)) + rdata
+        elif name == '4.0.0.127.in-addr.arpa' and qtype == 12:
+            rdata = encode('Evil\0Inject.example')
+            rcode = 0
+            answer = b'\xc0\x0c' + struct.pack('>HHIH', 12, 1, 60, len(rdata)) + rdata
         elif name == '2.0.0.127.in-addr.arpa':
             rcode = 2
         head = struct.pack('>HHHHHH', qid, 0x8180 | rcode, 1, 1 if answer else 0, 0, 0)
@@ -46,7 +51,8 @@ def ident(srv):
     while True:
         c, _ = srv.accept()
         req = c.recv(512).decode().strip()
-        c.sendall((req + ' : USERID : UNIX : Joe\r\n').encode())
+        user = 'Jo\0e' if int(req.split(',')[0]) in nul_ports else 'Joe'
+        c.sendall((req + ' : USERID : UNIX : ' + user + '\r\n').encode())
         c.close()
 
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -54,16 +60,20 @@ udp.bind(('127.0.0.1', 53))
 threading.Thread(target=dns, args=(udp,), daemon=True).start()
 idt = socket.socket()
 idt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-idt.bind(('127.0.0.1', 113))
+idt.bind(('0.0.0.0', 113))
+nul_ports = set()
 idt.listen(5)
 threading.Thread(target=ident, args=(idt,), daemon=True).start()
 
 srv = socket.socket()
 srv.bind(('127.0.0.1', 0))
 srv.listen(5)
-for client, opts in (('127.0.0.1', []), ('127.0.0.2', ['-R']), ('127.0.0.3', ['-R'])):
+for client, opts in (('127.0.0.1', []), ('127.0.0.2', ['-R']), ('127.0.0.3', ['-R']),
+                     ('127.0.0.4', [])):
     c = socket.socket()
     c.bind((client, 0))
+    if client == '127.0.0.4':
+        nul_ports.add(c.getsockname()[1])
     c.connect(srv.getsockname())
     conn, _ = srv.accept()
     out = subprocess.run([sys.argv[1]] + opts + ['env'], stdin=conn, capture_output=True,
@@ -166,6 +176,8 @@ fn host_names_from_a_real_name_server() {
         ),
         ("127.0.0.2 0", want("127.0.0.2", Some("softdnserror"), None)),
         ("127.0.0.3 0", want("127.0.0.3", None, None)),
+        // A NUL in the PTR name or the ident answer: cut there, as qmail's C strings do.
+        ("127.0.0.4 0", want("127.0.0.4", Some("evil"), Some("Jo"))),
     ];
     assert_eq!(cases.len(), table.len(), "{text}");
     for (case, want) in table {

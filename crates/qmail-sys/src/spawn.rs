@@ -7,7 +7,7 @@
 
 #![allow(unsafe_code)] // this module exists to hold audited unsafe blocks; each has a SAFETY note
 
-use crate::prot::Identity;
+use crate::prot::{verify_ids, Identity};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::RawFd;
@@ -26,12 +26,15 @@ pub struct Command<'a> {
     pub argv: &'a [CString],
     /// The environment; `None` keeps the parent's.
     pub env: Option<&'a [CString]>,
-    /// Descriptor plumbing: `(target, source)` pairs; after them, `target` refers to what `source`
-    /// referred to in the parent, without close-on-exec. Sources may equal targets.
+    /// Descriptor plumbing: `(target, source)` pairs, at most `SCRATCH_FD` (64) of them; after
+    /// them, `target` refers to what `source` referred to in the parent, without close-on-exec.
+    /// Sources may equal targets.
     pub fds: &'a [(RawFd, RawFd)],
     /// Descriptors to close in the child after the plumbing (those not marked close-on-exec).
     pub close: &'a [RawFd],
-    /// Identity to take in the child before exec (groups, gid, uid, in that order).
+    /// Identity to take in the child before exec (groups, gid, uid, in that order), then checked as
+    /// [`crate::prot::verify`] checks it; a child that does not hold exactly this identity exits
+    /// with the permanent fail code instead of exec'ing.
     pub identity: Option<&'a Identity>,
     /// Directory to change to before exec.
     pub chdir: Option<&'a CStr>,
@@ -93,6 +96,11 @@ pub fn find_program(name: &str) -> Option<CString> {
 /// any reason, the fork path below runs and reports the failure exactly as it always has: the
 /// child exits with `fail_codes`.
 pub fn spawn(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
+    // The fork path's child holds one scratch copy per pair in a fixed array: refuse here, in the
+    // parent, what would not fit there.
+    if cmd.fds.len() > SCRATCH_FD as usize {
+        return Err(io::Error::from_raw_os_error(libc::E2BIG));
+    }
     if cmd
         .fds
         .iter()
@@ -226,10 +234,13 @@ fn fork_exec(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
     let argv = pointer_array(cmd.argv);
     let envp = cmd.env.map(pointer_array);
     let groups: Vec<libc::gid_t> = cmd.identity.map(|i| i.groups.clone()).unwrap_or_default();
+    // Where the child reads back its group list: allocated here, only written after the fork.
+    let mut groups_held: Vec<libc::gid_t> = vec![0; groups.len() + 1];
     let mut scratch = [0 as RawFd; SCRATCH_FD as usize];
     // SAFETY: fork has no memory-safety preconditions of its own; in the child below only
-    // async-signal-safe calls are made (dup/dup2/close/setgroups/setgid/setuid/chdir/execve/_exit)
-    // on data prepared before the fork, so a lock held by another thread cannot be touched.
+    // async-signal-safe calls are made (dup/dup2/close/setgroups/setgid/setuid, getresuid/
+    // getresgid/getgroups, chdir/execve/_exit) on data prepared before the fork, so a lock held by
+    // another thread cannot be touched.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
@@ -283,8 +294,9 @@ fn fork_exec(cmd: &Command<'_>) -> io::Result<libc::pid_t> {
         if unsafe { libc::setgid(id.gid) } < 0 || unsafe { libc::setuid(id.uid) } < 0 {
             fail(errno());
         }
-        // SAFETY: getuid/geteuid cannot fail. qmail never lets a child run as root by accident.
-        if id.uid != 0 && (unsafe { libc::getuid() } == 0 || unsafe { libc::geteuid() } == 0) {
+        // Real, effective and saved ids and the group set, exactly as `prot::verify` checks them,
+        // without allocating: a partial drop never reaches the exec.
+        if verify_ids(id.uid, id.gid, &groups, &mut groups_held).is_err() {
             fail(libc::EPERM);
         }
     }

@@ -204,3 +204,30 @@ fn targets_at_or_above_the_scratch_range_are_refused() {
     });
     assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
 }
+
+#[test]
+fn more_pairs_than_the_scratch_range_holds_are_refused_before_forking() {
+    for chdir in PATHS {
+        let argv = sh("true");
+        // 65 pairs: one more than the fork path's scratch array; every target is valid.
+        let fds = vec![(2, 2); 65];
+        let r = spawn(&Command {
+            program: c"/bin/sh",
+            argv: &argv,
+            env: None,
+            fds: &fds,
+            close: &[],
+            identity: None,
+            chdir,
+            fail_codes: (111, 100),
+        });
+        assert_eq!(
+            r.unwrap_err().raw_os_error(),
+            Some(libc::E2BIG),
+            "{chdir:?}"
+        );
+        // The limit itself is fine: `run` adds the pipe on fd 1 as the 64th pair.
+        let (code, out) = run("echo ok", chdir, None, &[(2, 2); 63], &[]);
+        assert_eq!((code, out.as_str()), (0, "ok\n"), "{chdir:?}");
+    }
+}

@@ -1,7 +1,9 @@
 //! The `Received:` line a network server puts on top of each message (qmail's `received.c`).
 //!
 //! Trust: the host names, HELO argument and ident answer come from the client or its DNS; every
-//! byte outside a small safe set is replaced by `?`, so nothing can break the header.
+//! byte outside a small safe set is replaced by `?`, so nothing can break the header. `[` and `]`
+//! are in the set (notqmail 1.09's fix), so an address literal such as `HELO [192.0.2.1]`, what
+//! RFC 5321 asks of a client that has no name, shows as it was sent.
 
 /// The client and server details that go into the line.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +23,7 @@ pub struct Received<'a> {
 }
 
 fn is_safe(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b".@%+/=:-".contains(&c)
+    c.is_ascii_alphanumeric() || b".@%+/=:-[]".contains(&c)
 }
 
 fn put_safe(out: &mut Vec<u8>, s: &[u8]) {
@@ -86,6 +88,14 @@ mod tests {
             (
                 Received { helo: Some(b"x.@%+/=:-_"), ..base.clone() },
                 b"Received: from client.example (HELO x.@%+/=:-?) (192.0.2.7)\n  by mx.example with SMTP; 26 Sep 1995 04:46:54 -0000\n",
+            ),
+            (
+                Received { helo: Some(b"[192.0.2.1]"), ..base.clone() },
+                b"Received: from client.example (HELO [192.0.2.1]) (192.0.2.7)\n  by mx.example with SMTP; 26 Sep 1995 04:46:54 -0000\n",
+            ),
+            (
+                Received { helo: Some(b"[IPv6:2001:db8::1]"), ..base.clone() },
+                b"Received: from client.example (HELO [IPv6:2001:db8::1]) (192.0.2.7)\n  by mx.example with SMTP; 26 Sep 1995 04:46:54 -0000\n",
             ),
         ];
         for (r, want) in table {

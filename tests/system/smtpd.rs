@@ -1,7 +1,8 @@
 //! SMTP in as a real qmail: tcpserver + qmail-smtpd under supervise in the sandbox, driven by real
 //! clients (a pipelining Python client on raw sockets, swaks, curl smtp://); relaying only for
 //! rcpthosts and RELAYCLIENT (tcprules), an open-relay matrix checked end to end against a
-//! receiver that must see nothing; databytes without holding the message in memory; bare LF, NUL
+//! receiver that must see nothing; databytes without holding the message in memory, and its SIZE
+//! (RFC 1870) announced and enforced at MAIL for smtplib; bare LF, NUL
 //! bytes, 10 MB lines and idle clients; the exact Received line in the delivered Maildir message.
 
 use crate::remote::{start_network, sunk, DOMAIN};
@@ -430,7 +431,64 @@ fn smtpd_databytes_streams_instead_of_buffering() {
     let msgs = sb.maildir_messages("bob");
     assert_eq!(msgs.len(), 1, "only the small message");
     assert!(delivered(&sb, "bob", "small").is_some());
+
+    // RFC 1870 with a real client: smtplib reads SIZE from the EHLO reply and declares each
+    // message's size at MAIL; one above databytes is refused there, before any data is sent.
+    let out = sb.run("python3", &["-c", SIZE_CLIENT]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        [
+            "ehlo size 100000",
+            "big (552, b'sorry, that message size exceeds my databytes limit (#5.3.4)') data sent False",
+            "declared 100000 (250, b'ok')",
+            "declared 100001 (552, b'sorry, that message size exceeds my databytes limit (#5.3.4)')",
+            "small {}",
+        ]
+    );
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(30)),
+        "log:\n{}",
+        sb.log()
+    );
+    assert_eq!(
+        sb.maildir_messages("bob").len(),
+        2,
+        "the small message of smtplib too"
+    );
+    assert!(delivered(&sb, "bob", "smtplib-small").is_some());
+    assert!(delivered(&sb, "bob", "smtplib-big").is_none());
 }
+
+/// smtplib against databytes 100000: the EHLO's SIZE, a 150 kB message (refused at MAIL, so
+/// no DATA is sent), MAIL with SIZE at and above the limit, and a small message delivered.
+const SIZE_CLIENT: &str = r#"
+import smtplib
+s = smtplib.SMTP('127.0.0.1', 25, timeout=30)
+s.ehlo('size.example')
+print('ehlo size', s.esmtp_features.get('size'))
+sent = []
+orig = s.data
+s.data = lambda msg: (sent.append(1), orig(msg))[1]
+big = b'X-Token: smtplib-big\r\n\r\n' + b'y' * 150000 + b'\r\n'
+try:
+    s.sendmail('alice@test.example', ['bob@test.example'], big)
+    print('big accepted')
+except smtplib.SMTPSenderRefused as e:
+    print('big', (e.smtp_code, e.smtp_error), 'data sent', bool(sent))
+s.rset()
+for n in (100000, 100001):
+    print('declared', n, s.mail('alice@test.example', ['SIZE=%d' % n]))
+    s.rset()
+small = b'X-Token: smtplib-small\r\n\r\nsmall\r\n'
+print('small', s.sendmail('alice@test.example', ['bob@test.example'], small))
+s.quit()
+"#;
 
 #[test]
 fn smtpd_bare_lf_nul_long_lines_and_idle_clients() {

@@ -16,6 +16,12 @@ pub const MAX_ADDRESS: usize = 899;
 /// is dropped, `\` quotes the next byte, `"` toggles quoting (in which the terminator is an
 /// ordinary byte) and is itself dropped.
 pub fn extract(arg: &[u8]) -> Vec<u8> {
+    scan(arg).0
+}
+
+/// [`extract`], and the bytes of `arg` after the address's terminator: the ESMTP parameters of
+/// a MAIL or RCPT command (RFC 5321 section 4.1.2), empty when nothing follows.
+fn scan(arg: &[u8]) -> (Vec<u8>, &[u8]) {
     let (mut rest, terminator) = match arg.iter().position(|&c| c == b'<') {
         Some(i) => (&arg[i + 1..], b'>'),
         None => {
@@ -37,9 +43,9 @@ pub fn extract(arg: &[u8]) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(rest.len().min(MAX_ADDRESS + 1));
     let (mut escaped, mut quoted) = (false, false);
-    for &c in rest {
+    for (i, &c) in rest.iter().enumerate() {
         if c == 0 {
-            break;
+            return (out, &rest[rest.len()..]);
         }
         if escaped {
             out.push(c);
@@ -47,7 +53,7 @@ pub fn extract(arg: &[u8]) -> Vec<u8> {
             continue;
         }
         if !quoted && c == terminator {
-            break;
+            return (out, &rest[i + 1..]);
         }
         match c {
             b'\\' => escaped = true,
@@ -55,7 +61,25 @@ pub fn extract(arg: &[u8]) -> Vec<u8> {
             _ => out.push(c),
         }
     }
-    out
+    (out, &rest[rest.len()..])
+}
+
+/// The value of the `SIZE=n` parameter of a MAIL argument (RFC 1870 section 6; the keyword in
+/// any case, the first one counts), or `None` when it is absent or not a number. A value too
+/// large for a u64 is `u64::MAX`: it exceeds any limit.
+pub fn size_param(arg: &[u8]) -> Option<u64> {
+    let (_, params) = scan(arg);
+    let value = params.split(|&c| c == b' ').find_map(|p| {
+        p.get(..5)
+            .filter(|k| k.eq_ignore_ascii_case(b"SIZE="))
+            .map(|_| &p[5..])
+    })?;
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |n, &d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
 }
 
 /// Parses `[d.d.d.d]` at the start of `s` (qmail's `ip_scanbracket`): returns the address and the
@@ -166,6 +190,34 @@ mod tests {
             let _ = parse(&arg[..cut], Some(b"local"), |_| true);
         }
         assert_eq!(extract(arg), b"a b\"c@[127.0.0.1]");
+    }
+
+    #[test]
+    fn size_parameter() {
+        let table: &[(&[u8], Option<u64>)] = &[
+            (b"FROM:<a@b> SIZE=100", Some(100)),
+            (b"FROM:<a@b> size=7", Some(7)),
+            (b"FROM:<a@b> BODY=8BITMIME SIZE=0", Some(0)),
+            (b"FROM:<a@b>  Size=12 SIZE=99", Some(12)),
+            (b"FROM:<a@b> SIZE=99999999999999999999999", Some(u64::MAX)),
+            (b"FROM:<a@b> SIZE=", None),
+            (b"FROM:<a@b> SIZE=12x", None),
+            (b"FROM:<a@b> SIZE = 12", None),
+            (b"FROM:<a@b> XSIZE=12", None),
+            (b"FROM:<a@b>", None),
+            (b"FROM:<SIZE=12@b>", None),
+            (b"FROM:<\"x> SIZE=12\"@b>", None),
+            (b"FROM:<\"x> SIZE=12\"@b> SIZE=3", Some(3)),
+            (b"FROM:<a\\> SIZE=5@b>", None),
+            (b"FROM:a@b SIZE=5", Some(5)),
+            (b"FROM:<a@b\0> SIZE=5", None),
+            (b"FROM:<a@b", None),
+            (b"SIZE=5", None),
+            (b"", None),
+        ];
+        for &(arg, want) in table {
+            assert_eq!(size_param(arg), want, "{:?}", String::from_utf8_lossy(arg));
+        }
     }
 
     #[test]

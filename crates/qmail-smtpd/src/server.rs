@@ -204,6 +204,12 @@ impl Server<'_> {
         })
     }
 
+    /// Whether a MAIL argument declares (`SIZE=n`) more than the databytes limit.
+    fn too_big(&self, arg: &[u8]) -> bool {
+        let limit = self.config.databytes;
+        limit > 0 && address::size_param(arg).is_some_and(|n| n > limit)
+    }
+
     fn command<R: Read, W: Write, Q: Queue>(
         &self,
         conn: &mut Conn<R, W>,
@@ -226,6 +232,9 @@ impl Server<'_> {
             }
             Verb::Mail => match self.parse_address(arg) {
                 None => conn.say(reply::SYNTAX),
+                // RFC 1870: a declared size above databytes is refused before any data is sent;
+                // like a syntax error, this leaves the session as it was.
+                Some(_) if self.too_big(arg) => conn.say(reply::TOO_BIG),
                 Some(addr) => {
                     s.barf = self.config.badmailfrom.matches(&addr);
                     s.seen_mail = true;
@@ -631,6 +640,32 @@ mod tests {
             ehlo,
             format!("{BANNER}250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10\r\n250 8BITMIME\r\n")
         );
+        // A declared SIZE above the limit is refused at MAIL, nothing else changes: the earlier
+        // transaction stays; SIZE at or below the limit, or unparsable, is accepted as before.
+        let input = b"EHLO x\r\nMAIL FROM:<a@b> SIZE=10\r\nRCPT TO:<u@example.com>\r\n\
+            MAIL FROM:<c@d> BODY=8BITMIME size=11\r\nRCPT TO:<v@example.com>\r\n\
+            MAIL FROM:<e@f> SIZE=1x\r\nRCPT TO:<w@example.com>\r\nMAIL FROM:<g@h> SIZE=99999999999999999999999\r\n\
+            DATA\r\n.\r\n";
+        let (out, _, queued) = session(&config, &client, input);
+        let too_big = "552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n";
+        assert_eq!(
+            out,
+            format!("{ehlo}250 ok\r\n250 ok\r\n{too_big}250 ok\r\n250 ok\r\n250 ok\r\n{too_big}354 go ahead\r\n250 ok 1700000000 qp 4242\r\n")
+        );
+        assert_eq!(
+            (queued[0].sender.as_slice(), &queued[0].recipients[..]),
+            (&b"e@f"[..], &[b"w@example.com".to_vec()][..])
+        );
+        let unlimited = session(
+            &Config {
+                databytes: 0,
+                ..config.clone()
+            },
+            &client,
+            b"MAIL FROM:<a@b> SIZE=999999\r\n",
+        )
+        .0;
+        assert_eq!(unlimited, format!("{BANNER}250 ok\r\n"));
         // 10 stored bytes (CR LF counts as one, the stuffed dot not at all) are fine, 11 are not.
         for (body, ok) in [
             (&b"123456789\r\n"[..], true),

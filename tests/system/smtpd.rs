@@ -503,10 +503,7 @@ fn smtpd_bare_lf_nul_long_lines_and_idle_clients() {
     // Bare LF inside DATA: djb's answer, and the connection ends; nothing is queued.
     let r = client(&sb, "127.0.0.1", &["barelf"]);
     assert_eq!(r[4], "354 go ahead", "{r:?}");
-    assert_eq!(
-        r[5], "451 See http://pobox.com/~djb/docs/smtplf.html.",
-        "{r:?}"
-    );
+    assert_eq!(r[5], "451 See https://cr.yp.to/docs/smtplf.html.", "{r:?}");
     assert_eq!(r[6], "EOF", "{r:?}");
     // Commands may end in a bare LF; a NUL inside a command line does not stop it.
     let r = client(&sb, "127.0.0.1", &["lfcommands"]);

@@ -27,8 +27,9 @@ pub const OK: &[u8] = b"250 ok\r\n";
 pub const VRFY: &[u8] = b"252 send some mail, i'll try my best\r\n";
 /// HELP (netqmail's text).
 pub const HELP: &[u8] = b"214 netqmail home page: http://qmail.org/netqmail\r\n";
-/// A bare LF in the data; the server exits after sending it.
-pub const BARE_LF: &[u8] = b"451 See http://pobox.com/~djb/docs/smtplf.html.\r\n";
+/// A bare LF in the data; the server exits after sending it. The page moved from pobox.com
+/// (qmail 1.03's text) to cr.yp.to, where notqmail 1.09 points.
+pub const BARE_LF: &[u8] = b"451 See https://cr.yp.to/docs/smtplf.html.\r\n";
 /// The hop count reached 100.
 pub const TOO_MANY_HOPS: &[u8] = b"554 too many hops, this message is looping (#5.4.6)\r\n";
 /// The message was larger than databytes.

@@ -11,7 +11,7 @@
 //!
 //! DIAGNOSTICS: only SMTP replies; `421 unable to read controls (#4.3.0)` and
 //! `421 unable to figure out my IP addresses (#4.3.0)` at start-up, `451 timeout (#4.4.2)` when
-//! the client is silent for timeoutsmtpd seconds, `451 See http://pobox.com/~djb/docs/smtplf.html.`
+//! the client is silent for timeoutsmtpd seconds, `451 See https://cr.yp.to/docs/smtplf.html.`
 //! on a bare LF in DATA.
 //!
 //! EXIT CODES: 0 after QUIT; 1 on end of input, a read or write error, a timeout, a bare LF or a

@@ -591,7 +591,7 @@ mod tests {
         ] {
             let input = [head.as_slice(), body].concat();
             let (out, code, queued) = session(&config, &client, &input);
-            assert_eq!(out, format!("{BANNER}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"));
+            assert_eq!(out, format!("{BANNER}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See https://cr.yp.to/docs/smtplf.html.\r\n"));
             assert_eq!(code, 1);
             assert!(queued.is_empty(), "nothing reaches the queue");
         }

@@ -129,7 +129,7 @@ fn bare_lf_relayclient_databytes_and_timeout() {
         true,
     );
     let greet = "220 mx.example Hi there ESMTP\r\n";
-    assert_eq!(r.text(), format!("{greet}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"));
+    assert_eq!(r.text(), format!("{greet}250 ok\r\n250 ok\r\n354 go ahead\r\n451 See https://cr.yp.to/docs/smtplf.html.\r\n"));
     assert_eq!(r.code, Some(1));
     assert!(r.file("envelope").is_empty(), "nothing was queued");
 

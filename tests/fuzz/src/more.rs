@@ -341,6 +341,52 @@ pub fn dns_answer(data: &[u8]) {
     }
 }
 
+/// tcp-env's environment from a hostile PTR name and ident answer (the first input byte says
+/// where the name ends): no value holds a NUL (setting it would abort tcp-env), the host name
+/// is a prefix of the PTR name lowercased, and the ident user is the parsed answer cut at its
+/// first NUL, never reaching past the answer's first line end.
+pub fn tcpenv_variables(data: &[u8]) {
+    use qmail_net::dns::{DnsError, Lookup, QType, Rr};
+    struct Ptr(Vec<u8>);
+    impl Lookup for Ptr {
+        fn lookup(&mut self, _: &[u8], _: QType) -> Result<Vec<Rr>, DnsError> {
+            Ok(vec![Rr::Ptr(self.0.clone())])
+        }
+    }
+    let (split, rest) = data
+        .split_first()
+        .map_or((0, data), |(&b, r)| (usize::from(b), r));
+    let (name, answer) = rest.split_at(split.min(rest.len()));
+    let info = qmail_tcpenv::parse_ident(answer);
+    if let Some(user) = &info {
+        let line_end = answer
+            .iter()
+            .position(|&c| c == b'\n')
+            .expect("a parsed answer has a line end");
+        assert!(user.len() < line_end && !user.contains(&b'\n'));
+    }
+    let local = "192.0.2.1:25".parse().expect("address");
+    let remote = "[2001:db8::1]:4000".parse().expect("address");
+    let vars = qmail_tcpenv::variables(local, remote, info.clone(), &mut Ptr(name.to_vec()));
+    let lower = name.to_ascii_lowercase();
+    for (key, value) in &vars {
+        let Some(v) = value else { continue };
+        assert!(!v.contains(&0), "{key} holds a NUL");
+        if key.ends_with("HOST") {
+            assert!(
+                lower.starts_with(v),
+                "{key} is not a prefix of the PTR name"
+            );
+        }
+    }
+    let cut = |v: &[u8]| v.split(|&c| c == 0).next().unwrap_or_default().to_vec();
+    let got_info = vars
+        .iter()
+        .find(|(k, _)| *k == "TCPREMOTEINFO")
+        .and_then(|(_, v)| v.clone());
+    assert_eq!(got_info, info.as_deref().map(cut));
+}
+
 /// The tcpto table functions on arbitrary table bytes, for both layouts (IPv4 `tcpto`, IPv6
 /// `tcpto6`): updates stay in range, name the address, bound the count, and their effect is
 /// what `blocked_in` then sees. The IPv4 wrappers agree with the generic functions.

@@ -273,6 +273,17 @@ pub const TARGETS: &[Target] = &[
         max_len: 4096,
     },
     Target {
+        name: "tcpenv",
+        what: "tcp-env's environment from a hostile PTR name and ident answer (NUL cut, bounds)",
+        run: more::tcpenv_variables,
+        seeds: &[
+            b"\x10Mail.Example.NET6191, 23 : USERID : UNIX : joe\r\n",
+            b"\x13Evil\0Inject.example1, 2 : USERID : UNIX : jo\0e\r\n",
+            b"\x00",
+        ],
+        max_len: 1024,
+    },
+    Target {
         name: "inject_prepare",
         what: "qmail-inject header preparation (prepare) on hostile headers",
         run: more::inject_prepare,

@@ -390,10 +390,52 @@ fn inject_flags_mft_and_refusals() {
         assert_eq!(m.matches("\nDate: ").count(), 1, "{m}");
     }
 
+    // Issue 21 (notqmail 1.09): a recipient field that does not parse is kept as written, the
+    // message is not refused. With -a (a forward of a spam run with "To: foo: bar, baz") only
+    // the argument gets it; from the header, the fields that parse still count.
+    alice_ok(
+        &sb,
+        "/var/qmail/bin/qmail-inject",
+        &["-a", "bob-fwd"],
+        b"To: foo: bar, baz\nSubject: broken to\n\nf\n",
+    );
+    alice_ok(
+        &sb,
+        "/var/qmail/bin/sendmail",
+        &["-t"],
+        b"To: bob-open (open comment\nCc: bob-cc2\nSubject: open comment\n\no\n",
+    );
+    drain(&sb);
+    let kept: Vec<String> = messages(&sb, "/home/bob/Maildir")
+        .into_iter()
+        .filter(|m| m.contains("Subject: broken to\n") || m.contains("Subject: open comment\n"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for m in &kept {
+        if m.contains("Subject: broken to\n") {
+            assert!(
+                m.starts_with(
+                    "Return-Path: <alice@test.example>\nDelivered-To: bob-fwd@test.example\n"
+                ),
+                "{m}"
+            );
+            assert!(
+                m.contains("\nTo: foo: bar, baz\nSubject: broken to\n"),
+                "{m}"
+            );
+        } else {
+            assert!(m.contains("\nDelivered-To: bob-cc2@test.example\n"), "{m}");
+            assert!(
+                m.contains("\nTo: bob-open (open comment\nCc: bob-cc2@test.example\n"),
+                "{m}"
+            );
+        }
+    }
+
     // Refusals: nothing is queued.
     let cases: [Refusal; 3] = [
-        ("/var/qmail/bin/qmail-inject", &[], b"To: <unterminated\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nTo: <unterminated\n"),
-        ("/var/qmail/bin/sendmail", &["-t"], b"To: bob (open comment\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nTo: bob (open comment\n"),
+        ("/var/qmail/bin/qmail-inject", &[], b"To: bob\nFrom: <unterminated\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nFrom: <unterminated\n"),
+        ("/var/qmail/bin/sendmail", &["-t"], b"To: bob\nReply-To: me (open comment\n\nx\n", 100, "qmail-inject: fatal: unable to parse this line:\nReply-To: me (open comment\n"),
         ("/var/qmail/bin/sendmail", &["-Z"], b"x\n", 100, "sendmail: illegal option -- Z\nsendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]\n"),
     ];
     for (prog, args, input, code, err) in cases {
@@ -407,7 +449,7 @@ fn inject_flags_mft_and_refusals() {
         assert_eq!(text(&out.stderr), err, "{prog} {args:?}");
     }
     assert!(sb.queue_is_empty());
-    assert_eq!(maildir(&sb, "/home/bob/Maildir").len(), 5);
+    assert_eq!(maildir(&sb, "/home/bob/Maildir").len(), 7);
 }
 
 /// `sendmail -bs`: an SMTP dialogue on stdin (as MUAs such as mutt may use it) runs qmail-smtpd

@@ -96,6 +96,14 @@ enum Use {
     Sender,
 }
 
+impl Use {
+    /// True for the recipient fields (To, Cc, Bcc, Apparently-To and their Resent- forms),
+    /// which may fail to parse without refusing the message.
+    fn may_fail(self) -> bool {
+        matches!(self, Use::ToCc | Use::Recipient | Use::Resent)
+    }
+}
+
 fn address_use(k: Known) -> Option<Use> {
     Some(match k {
         Known::To | Known::Cc => Use::ToCc,
@@ -228,18 +236,28 @@ pub fn prepare(fields: &[Vec<u8>], opts: &Options, ctx: &Context) -> Result<Prep
             None => {}
         }
         let rendered = match k.and_then(address_use) {
-            Some(u) => rewrite_field(f, cfg, |a| match u {
-                Use::ToCc => {
-                    tocc.push(a.clone());
-                    plain.push(a);
+            Some(u) => {
+                let done = rewrite_field(f, cfg, |a| match u {
+                    Use::ToCc => {
+                        tocc.push(a.clone());
+                        plain.push(a);
+                    }
+                    Use::Recipient => plain.push(a),
+                    Use::Resent => resent.push(a),
+                    Use::ReturnPath if !return_path_done && return_path.is_none() => {
+                        return_path = Some(a)
+                    }
+                    Use::ReturnPath | Use::Sender => {}
+                });
+                match done {
+                    Ok(field) => field,
+                    // notqmail 1.09 ("fix header parse regression"): a recipient field that
+                    // does not parse is kept as written instead of refusing the message; the
+                    // addresses after the error (the list is read from its end) stay recipients.
+                    Err(_) if u.may_fail() => f.clone(),
+                    Err(e) => return Err(e),
                 }
-                Use::Recipient => plain.push(a),
-                Use::Resent => resent.push(a),
-                Use::ReturnPath if !return_path_done && return_path.is_none() => {
-                    return_path = Some(a)
-                }
-                Use::ReturnPath | Use::Sender => {}
-            })?,
+            }
             None => f.clone(),
         };
         if k == Some(Known::ReturnPath) {

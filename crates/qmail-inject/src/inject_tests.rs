@@ -234,14 +234,19 @@ fn failures() {
     let c = ctx();
     let cases: &[(&[&str], &[&str], &str)] = &[
         (
-            &["To: a (b\n"],
+            &["From: a (b\n"],
             &[],
-            "100 unable to parse this line:\nTo: a (b",
+            "100 unable to parse this line:\nFrom: a (b",
         ),
         (
-            &["Cc: a,\n b: c\n"],
+            &["To: x\n", "Reply-To: a,\n b: c\n"],
             &[],
-            "100 unable to parse this line:\nCc: a,\n b: c",
+            "100 unable to parse this line:\nReply-To: a,\n b: c",
+        ),
+        (
+            &["To: x\n", "Return-Path: <a\n"],
+            &[],
+            "100 unable to parse this line:\nReturn-Path: <a",
         ),
         (
             &["Subject: x\n"],
@@ -260,6 +265,51 @@ fn failures() {
     }
     let f = Failure::perm(b"x");
     assert_eq!(f.line(), b"qmail-inject: fatal: x\n");
+}
+
+/// Issue 21 (notqmail 1.09's "fix header parse regression"): a To, Cc, Bcc, Apparently-To or
+/// Resent- recipient field that does not parse is kept as written (no host completion) instead
+/// of refusing the message; qmail 1.03 and netqmail 1.06 exited 100 with "unable to parse this
+/// line". The addresses after the error (the list is read from its end) stay header
+/// recipients, as in notqmail.
+#[test]
+fn issue_21_unparsable_recipient_fields_are_kept() {
+    let c = ctx();
+    let h = |fields: &[&str], args: &[&str]| run(fields, &opts(args), &c).unwrap();
+    // -a: the envelope comes from the arguments; the broken field goes through untouched.
+    let (header, _, rcpts) = h(&["To: foo: bar, baz\n", "Subject: s\n"], &["-a", "fwd"]);
+    assert_eq!(rcpts, ["fwd@dh.dd.example"]);
+    assert!(
+        header.ends_with("To: foo: bar, baz\nSubject: s\n"),
+        "{header}"
+    );
+    // Header recipients: the parsable fields still count and are completed.
+    let (header, _, rcpts) = h(&["To: a (b\n", "Cc: carol\n"], &[]);
+    assert_eq!(rcpts, ["carol@dh.dd.example"]);
+    assert!(
+        header.ends_with("To: a (b\nCc: carol@dh.dd.example\n"),
+        "{header}"
+    );
+    // A colon outside a group: bar and baz come after it.
+    let (header, _, rcpts) = h(&["To: foo: bar, baz\n"], &[]);
+    assert_eq!(rcpts, ["baz@dh.dd.example", "bar@dh.dd.example"]);
+    assert!(header.ends_with("\nTo: foo: bar, baz\n"), "{header}");
+    // Bcc is still removed; Resent- fields likewise kept as written; an unclosed quote.
+    let (header, _, rcpts) = h(&["To: d\n", "Bcc: (open\n"], &[]);
+    assert_eq!(rcpts, ["d@dh.dd.example"]);
+    assert!(!header.contains("Bcc"), "{header}");
+    let (header, _, rcpts) = h(
+        &["Resent-From: joe\n", "Resent-To: e (f\n", "Resent-Cc: g\n"],
+        &[],
+    );
+    assert_eq!(rcpts, ["g@dh.dd.example"]);
+    assert!(header.contains("\nResent-To: e (f\n"), "{header}");
+    let (header, _, rcpts) = h(&["To: z\n", "Cc: \"q\n"], &[]);
+    assert_eq!(rcpts, ["z@dh.dd.example"]);
+    assert!(
+        header.ends_with("To: z@dh.dd.example\nCc: \"q\n"),
+        "{header}"
+    );
 }
 
 #[test]

@@ -229,9 +229,9 @@ fn inject_failures() {
         (
             &[],
             &[],
-            b"To: a (b\n\nx\n",
+            b"From: a (b\n\nx\n",
             100,
-            "qmail-inject: fatal: unable to parse this line:\nTo: a (b\n",
+            "qmail-inject: fatal: unable to parse this line:\nFrom: a (b\n",
         ),
         (
             &["x@]"],

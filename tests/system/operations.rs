@@ -163,6 +163,32 @@ fn xtask_up_then_qmailctl() {
         "pop3d is the admin's choice"
     );
     assert!(sb.exists("/var/qmail/supervise/qmail-pop3d/run"));
+    // QMTP and QMQP: supervise directories with softlimit run scripts and their rules, not
+    // linked (the admin's choice); QMQP lets in loopback only.
+    for svc in ["qmail-qmtpd", "qmail-qmqpd"] {
+        let run = text(
+            &sb.read(&format!("/var/qmail/supervise/{svc}/run"))
+                .unwrap_or_default(),
+        );
+        assert!(
+            run.contains("exec softlimit -m 64000000 "),
+            "{svc}/run: {run}"
+        );
+        assert!(
+            run.contains("/var/qmail/bin/") && !run.contains("QMAIL"),
+            "{run}"
+        );
+        assert!(sb.exists(&format!("/var/qmail/supervise/{svc}/log/run")));
+        assert!(
+            !sb.exists(&format!("/service/{svc}")),
+            "{svc} is the admin's choice"
+        );
+    }
+    assert!(sb.exists("/etc/tcp.qmtp.cdb") && sb.exists("/etc/tcp.qmqp.cdb"));
+    assert_eq!(
+        sb.read("/etc/tcp.qmqp").as_deref(),
+        Some(&b"127.:allow\n:deny\n"[..])
+    );
 
     // Four services up for more than a second.
     std::thread::sleep(Duration::from_millis(1500));

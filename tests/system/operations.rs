@@ -400,3 +400,101 @@ fn config_and_config_fast() {
     assert!(text(&out.stderr).contains("config-fast"), "{out:?}");
     assert!(!sb.exists("/var/qmail/control/me"));
 }
+
+/// Issue 21: `cargo xtask up` without --host on a host whose name has no dot and no qualified
+/// name in DNS or /etc/hosts (a private UTS namespace named `qmailbox`). qmail is configured
+/// as `qmailbox.localdomain` with defaultdomain `localdomain` and the bare name also in locals
+/// and rcpthosts, one line says so and how to choose another; mail to `alice`, to
+/// `alice@qmailbox` and by SMTP to `alice@qmailbox` is delivered here, nothing goes remote.
+/// Also `xtask up --help` through the built binary: usage, exit 0.
+#[test]
+fn xtask_up_on_a_bare_host_name() {
+    let Some(sb) = bare_sandbox!("xtask_up_on_a_bare_host_name") else {
+        return;
+    };
+    let help = sb.xtask(&["up", "--help"]);
+    assert!(help.status.success(), "up --help: {help:?}");
+    assert!(
+        text(&help.stdout).starts_with("usage: cargo xtask up "),
+        "{help:?}"
+    );
+
+    sb.write_file("/etc/hosts", b"127.0.0.1 localhost\n", "root", 0o644);
+    let first = accounts::FIRST_ID.to_string();
+    let mut cmd = sb.command("unshare");
+    cmd.args([
+        "--uts",
+        "--",
+        "/bin/sh",
+        "-c",
+        "hostname qmailbox && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_qmail-test-helper"),
+        "xtask",
+        "up",
+        "--no-build",
+        "--passwd-file",
+        "/etc/passwd",
+        "--group-file",
+        "/etc/group",
+        "--first-id",
+        &first,
+    ])
+    .arg("--bin-dir")
+    .arg(sb.bin_dir())
+    .arg("--source-dir")
+    .arg(qmail_testkit::sandbox::workspace_root());
+    let out = cmd.output().expect("unshare");
+    let said = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "xtask up failed:\n{}{said}",
+        text(&out.stdout)
+    );
+    let lines: Vec<&str> = said.lines().filter(|l| l.contains("localdomain")).collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(
+        lines[0].starts_with("xtask up: host name qmailbox ")
+            && lines[0].contains("qmailbox.localdomain")
+            && lines[0].contains("--host FQDN"),
+        "{}",
+        lines[0]
+    );
+    let control = |name: &str| {
+        text(
+            &sb.read(&format!("/var/qmail/control/{name}"))
+                .unwrap_or_default(),
+        )
+    };
+    assert_eq!(control("me"), "qmailbox.localdomain\n");
+    assert_eq!(control("defaultdomain"), "localdomain\n");
+    assert_eq!(control("locals"), "qmailbox.localdomain\nqmailbox\n");
+    assert_eq!(control("rcpthosts"), "qmailbox.localdomain\nqmailbox\n");
+
+    sb.maildirmake("alice", "Maildir");
+    sendmail(&sb, "alice", "bare-user");
+    sendmail(&sb, "alice@qmailbox", "bare-host");
+    let msg = "From: bob@qmailbox\r\nTo: alice@qmailbox\r\nX-Token: bare-smtp\r\n\r\nhi\r\n";
+    let out = sb.smtp_send("bob@qmailbox", &["alice@qmailbox"], msg.as_bytes());
+    assert!(
+        out.status.success(),
+        "smtp: {out:?}\nsmtpd log:\n{}",
+        sb.smtpd_log()
+    );
+    for token in ["bare-user", "bare-host", "bare-smtp"] {
+        assert!(
+            wait_token(&sb, "alice", token),
+            "{token} not delivered; log:\n{}",
+            sb.log()
+        );
+    }
+    let log = sb.log();
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(10)),
+        "queue not empty; log:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("starting delivery") && l.contains(" to remote ")),
+        "mail went to the remote channel:\n{log}"
+    );
+}

@@ -131,7 +131,8 @@ pub const TASKS: &[(&str, &str, &str)] = &[
         "up [--no-build] [--bin-dir DIR] [--host FQDN] [--admin USER]\n\
          [--passwd-file FILE --group-file FILE [--first-id N]]",
         "builds, installs and configures qmail and starts it under svscan /service;\n\
-         --host names the mail host (default: its name in DNS or /etc/hosts);\n\
+         --host names the mail host (default: its name in DNS or /etc/hosts, else\n\
+         HOST.localdomain for a host name without a dot);\n\
          --admin is the user who gets the mail of root, postmaster, mailer-daemon and abuse",
     ),
     (

@@ -5,7 +5,9 @@
 //! * installs Debian's daemontools and ucspi-tcp with apt-get when svscan or tcpserver is missing;
 //! * installs `bin/qmailctl` and `boot/config`, `boot/config-fast` (the `QMAIL` placeholder
 //!   replaced by conf-qmail), then runs config-fast with `--host` or, without it, config (DNS),
-//!   falling back to config-fast with the host name when config finds no qualified name;
+//!   falling back to config-fast with the host name when config finds no qualified name; a
+//!   name without a dot becomes `NAME.localdomain` with defaultdomain `localdomain` and the
+//!   bare name also in locals and rcpthosts, so local mail works out of the box (issue 21);
 //! * control/defaultdelivery (`./Maildir/`), control/concurrencyincoming (20), rcpthosts;
 //! * the aliases root, postmaster, mailer-daemon and abuse (to `--admin USER`, else to
 //!   ~alias/Maildir/);
@@ -364,13 +366,51 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// config-fast with --host; else config, and config-fast with the host name if config fails.
+/// The suffix `up` gives a host name without a dot that has no qualified name (Postfix's
+/// choice for such hosts).
+pub const LOCALDOMAIN: &str = "localdomain";
+
+/// What `up` configures when config finds no qualified name for the host `name`: the mail
+/// host name, the defaultdomain (None: what config-fast derives) and the extra local names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// control/me.
+    pub me: String,
+    /// control/defaultdomain, when config-fast's would not do.
+    pub defaultdomain: Option<String>,
+    /// More names for control/locals and control/rcpthosts.
+    pub also_local: Vec<String>,
+}
+
+/// A name with a dot is used as it is; a bare name `h` becomes `h.localdomain`, with
+/// defaultdomain `localdomain` (so qmail-inject completes `user@h` to `user@h.localdomain`,
+/// not `user@h.h`) and `h` itself in locals and rcpthosts (mail to `user@h` by SMTP).
+pub fn fallback(name: &str) -> Fallback {
+    if name.contains('.') {
+        return Fallback {
+            me: name.to_string(),
+            defaultdomain: None,
+            also_local: Vec::new(),
+        };
+    }
+    Fallback {
+        me: format!("{name}.{LOCALDOMAIN}"),
+        defaultdomain: Some(LOCALDOMAIN.to_string()),
+        also_local: vec![name.to_string()],
+    }
+}
+
+/// config-fast with --host; else config, and when config finds no qualified name, config-fast
+/// with the host name, or with `NAME.localdomain` for a name without a dot ([`fallback`]).
 fn run_config(plan: &Plan) -> Result<(), String> {
     let boot = plan.home.join("boot");
-    if let Some(host) = &plan.host {
-        return run(Command::new("/bin/sh")
+    let config_fast = |fqdn: &str| {
+        run(Command::new("/bin/sh")
             .arg(boot.join("config-fast"))
-            .arg(host));
+            .arg(fqdn))
+    };
+    if let Some(host) = &plan.host {
+        return config_fast(host);
     }
     if run(Command::new("/bin/sh").arg(boot.join("config"))).is_ok() {
         return Ok(());
@@ -384,12 +424,40 @@ fn run_config(plan: &Plan) -> Result<(), String> {
     if name.is_empty() {
         return Err("no host name: run again with --host FQDN".into());
     }
-    say(&format!(
-        "config found no qualified name; using config-fast {name}"
-    ));
-    run(Command::new("/bin/sh")
-        .arg(boot.join("config-fast"))
-        .arg(&name))
+    let f = fallback(&name);
+    config_fast(&f.me)?;
+    let control = plan.home.join("control");
+    let root = (0, 0);
+    if let Some(dd) = &f.defaultdomain {
+        write_atomically(
+            &control.join("defaultdomain"),
+            format!("{dd}\n").as_bytes(),
+            root,
+            0o644,
+        )?;
+    }
+    for file in ["locals", "rcpthosts"] {
+        let path = control.join(file);
+        let mut data = fs::read(&path).map_err(|e| fail("read", &path, &e))?;
+        for extra in &f.also_local {
+            data.extend_from_slice(format!("{extra}\n").as_bytes());
+        }
+        write_atomically(&path, &data, root, 0o644)?;
+    }
+    if f.also_local.is_empty() {
+        say(&format!(
+            "config found no qualified name; using config-fast {name}"
+        ));
+    } else {
+        say(&format!(
+            "host name {name} has no dot and no qualified name in DNS or /etc/hosts: mail \
+             host {me} ({name} too in locals and rcpthosts); choose another with --host FQDN \
+             on the first up, or {home}/boot/config-fast FQDN",
+            me = f.me,
+            home = conf::HOME
+        ));
+    }
+    Ok(())
 }
 
 /// Creates the symlink `link` -> `target` unless something is already there.
@@ -646,6 +714,26 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn issue_21_bare_host_names_get_localdomain() {
+        assert_eq!(
+            fallback("nodots"),
+            Fallback {
+                me: "nodots.localdomain".into(),
+                defaultdomain: Some("localdomain".into()),
+                also_local: vec!["nodots".into()],
+            }
+        );
+        assert_eq!(
+            fallback("mail.example.org"),
+            Fallback {
+                me: "mail.example.org".into(),
+                defaultdomain: None,
+                also_local: vec![],
+            }
+        );
     }
 
     #[test]

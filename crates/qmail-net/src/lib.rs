@@ -6,7 +6,7 @@
 //! [`dns`] (`dns.c`): MX, A, AAAA and CNAME lookups (and PTR, for tcp-env) over UDP with a TCP retry on truncation (hickory-proto for
 //! the wire format, our own blocking sockets, no async runtime). [`mx`] (`dns.c`'s logic): IPv4
 //! and `[IPv6:...]` literals, MX then A and AAAA with preference order, random ties and IPv4 before IPv6 within a
-//! preference, CNAME canonicalisation, over the [`dns::Lookup`] trait.
+//! preference, over the [`dns::Lookup`] trait.
 //!
 //! Trust: DNS answers and the tcpto file are untrusted input; every parser here is bounded and
 //! reports malformed data as an error, never a panic.

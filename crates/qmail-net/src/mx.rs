@@ -1,6 +1,7 @@
 //! qmail's use of DNS (qmail's `dns.c`, the logic half): address literals, MX-then-address with
 //! ordering by preference and a random order among equal preferences, the plain address lookup
-//! used for smtproutes relays, and CNAME canonicalisation of recipient domains (remote.md §3).
+//! used for smtproutes relays (remote.md §3). qmail 1.03's CNAME canonicalisation of recipient
+//! domains is gone, as in notqmail 1.09 (RFC 5321 §5.1: a CNAME is followed by the resolver).
 //!
 //! IPv6 (beyond qmail 1.03, which knew only A records): every host name is looked up for A and
 //! then AAAA records, and `[IPv6:...]` literals (RFC 5321 §4.1.3) are accepted beside `[1.2.3.4]`.
@@ -211,41 +212,6 @@ pub fn mx_ip(
         }
     }
     Ok((order(out), soft))
-}
-
-/// Rounds of CNAME following before a name counts as an alias loop.
-pub const CNAME_ROUNDS: u32 = 10;
-
-/// Replaces `name` by its canonical name; `Ok(true)` when it was an alias (a CNAME was
-/// followed, a trailing dot stripped, or the chain looped), `Err` only for a temporary failure.
-///
-/// qmail asks type ANY here; many resolvers now answer ANY with a stub (RFC 8482) or refuse it,
-/// so this asks type CNAME, which gives the same record when the name is an alias and
-/// "no data" (kept as is) when it is not.
-pub fn canonicalize(dns: &mut dyn Lookup, name: &mut Vec<u8>) -> Result<bool, DnsError> {
-    for round in 0..CNAME_ROUNDS {
-        match name.last() {
-            None | Some(b']') => return Ok(round > 0),
-            Some(b'.') => {
-                name.pop();
-                continue;
-            }
-            Some(_) => {}
-        }
-        let rrs = match dns.lookup(name, QType::Cname) {
-            Ok(r) => r,
-            Err(DnsError::Temporary) => return Err(DnsError::Temporary),
-            Err(DnsError::Permanent) => return Ok(round > 0),
-        };
-        match rrs.into_iter().find_map(|r| match r {
-            Rr::Cname(t) => Some(t),
-            _ => None,
-        }) {
-            Some(target) => *name = target,
-            None => return Ok(round > 0),
-        }
-    }
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -617,56 +583,5 @@ mod tests {
             Ok(cands(&[(0, "127.0.0.1")]))
         );
         assert_eq!(ip_plus(&mut t, b"none.test", 0), Err(DnsError::Permanent));
-    }
-
-    #[test]
-    fn cname_canonicalisation() {
-        use DnsError::*;
-        let c = |t: &str| Ok(vec![Rr::Cname(t.as_bytes().to_vec())]);
-        let looping: Vec<(&str, QType, Result<Vec<Rr>, DnsError>)> = vec![
-            ("l1.test", QType::Cname, c("l2.test")),
-            ("l2.test", QType::Cname, c("l1.test")),
-        ];
-        let cases: Vec<(
-            &str,
-            Vec<(&str, QType, Result<Vec<Rr>, DnsError>)>,
-            Result<(bool, &str), DnsError>,
-        )> = vec![
-            ("", vec![], Ok((false, ""))),
-            ("[1.2.3.4]", vec![], Ok((false, "[1.2.3.4]"))),
-            ("plain.test", vec![], Ok((false, "plain.test"))),
-            ("dot.test.", vec![], Ok((true, "dot.test"))),
-            (
-                "soft.test",
-                vec![("soft.test", QType::Cname, Err(Temporary))],
-                Err(Temporary),
-            ),
-            (
-                "alias.test",
-                vec![("alias.test", QType::Cname, c("real.test"))],
-                Ok((true, "real.test")),
-            ),
-            (
-                "a1.test",
-                vec![
-                    ("a1.test", QType::Cname, c("a2.test")),
-                    ("a2.test", QType::Cname, c("a3.test.")),
-                ],
-                Ok((true, "a3.test")),
-            ),
-            ("l1.test", looping, Ok((true, "l1.test"))),
-            (
-                "odd.test",
-                vec![("odd.test", QType::Cname, Ok(vec![a("10.0.0.1")]))],
-                Ok((false, "odd.test")),
-            ),
-        ];
-        for (name, entries, want) in cases {
-            let mut t = table(&entries);
-            let mut n = name.as_bytes().to_vec();
-            let got = canonicalize(&mut t, &mut n)
-                .map(|alias| (alias, String::from_utf8(n.clone()).unwrap()));
-            assert_eq!(got, want.map(|(b, s)| (b, s.to_string())), "{name}");
-        }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! DOES: picks a relay from smtproutes or looks up MX then A and AAAA records of `host` (literals
 //! `[1.2.3.4]` and `[IPv6:2001:db8::1]` need no DNS), rewrites the sender and recipients (quoting
-//! local parts, CNAME canonicalisation of recipient domains when no relay applies), drops
+//! local parts; recipient domains are sent as given: no CNAME canonicalisation, as in notqmail
+//! 1.09 and RFC 5321 §5.1, so no "CNAME lookup failed temporarily" deferral), drops
 //! addresses at or above the best preference that is this host (IPv4 or IPv6), tries the rest in
 //! order (skipping those the tcpto tables mark as recently timing out) and runs the SMTP dialogue
 //! with the first that answers. At most 16 MX hosts are looked up and 16 addresses tried
@@ -59,8 +60,6 @@ pub mod msg {
     pub const CONTROL: &[u8] = b"ZUnable to read control files. (#4.3.0)\n";
     /// No socket or no interface list.
     pub const OSERR: &[u8] = b"ZSystem resources temporarily unavailable. (#4.3.0)\n";
-    /// Temporary failure canonicalising a recipient domain.
-    pub const DNSCANON: &[u8] = b"ZCNAME lookup failed temporarily. (#4.4.3)\n";
     /// Temporary failure finding the host's addresses.
     pub const DNS_TEMP: &[u8] = b"ZSorry, I couldn't find any host by that name. (#4.1.2)\n";
     /// The DNS had no address at all.
@@ -71,9 +70,8 @@ pub mod msg {
     pub const NOCONN: &[u8] = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n";
 }
 
-/// The preference limit when a relay is used, or when every recipient is an alias.
+/// The preference limit when a relay is used.
 const PREFME_RELAY: u32 = 300_000;
-const PREFME_ALIASES: u32 = 500_000;
 const PREFME_NONE: u32 = 100_000;
 
 /// Everything the delivery depends on besides its arguments, so tests can supply it.
@@ -99,18 +97,16 @@ pub fn run(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read) -> Vec<u8> 
 }
 
 /// `quote(local)@domain` for an address with `@` (split at the last one); others verbatim.
-/// With `canon`, the domain is canonicalised through `dns` and the flag tells whether it was an
-/// alias (an address without `@` counts as one then, as in qmail).
-fn mangle(addr: &[u8], dns: &mut dyn Lookup, canon: bool) -> Result<(Vec<u8>, bool), DnsError> {
+/// The domain is kept as it is (qmail 1.03 replaced a recipient domain that was a CNAME by its
+/// target; notqmail 1.09 dropped that, as RFC 5321 §5.1 wants).
+fn mangle(addr: &[u8]) -> Vec<u8> {
     let Some(at) = addr.iter().rposition(|&c| c == b'@') else {
-        return Ok((addr.to_vec(), canon));
+        return addr.to_vec();
     };
-    let mut domain = addr[at + 1..].to_vec();
-    let alias = canon && mx::canonicalize(dns, &mut domain)?;
     let mut out = quote_local(&addr[..at]);
     out.push(b'@');
-    out.extend_from_slice(&domain);
-    Ok((out, alias))
+    out.extend_from_slice(&addr[at + 1..]);
+    out
 }
 
 fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut Out) {
@@ -125,18 +121,8 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
         Some((r, p)) => (r.clone(), *p),
         None => (args[0].clone(), routes::SMTP_PORT),
     };
-    let (sender, _) = mangle(&args[1], world.dns, false).unwrap_or_default();
-    let mut recips = Vec::new();
-    let mut all_aliases = true;
-    for a in &args[2..] {
-        match mangle(a, world.dns, relay.is_none()) {
-            Ok((r, alias)) => {
-                all_aliases &= alias;
-                recips.push(r);
-            }
-            Err(_) => return out.record(msg::DNSCANON),
-        }
-    }
+    let sender = mangle(&args[1]);
+    let recips: Vec<Vec<u8>> = args[2..].iter().map(|a| mangle(a)).collect();
     let ipme = match world.ipme {
         Some(m) => m,
         None => match IpMe::discover() {
@@ -172,9 +158,6 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
         .min(PREFME_NONE);
     if relay.is_some() {
         prefme = PREFME_RELAY;
-    }
-    if all_aliases {
-        prefme = PREFME_ALIASES;
     }
     if !ips.iter().any(|c| c.pref < prefme) {
         return out.record(msg::AMBIGMX);

@@ -17,6 +17,7 @@ mod remote;
 mod remote6;
 mod remote_common;
 mod sandbox;
+mod send_memory;
 mod smtpd;
 mod smtpd_more;
 mod smtpd_stalled;

@@ -8,8 +8,8 @@
 use std::io::{self, BufRead, Write};
 
 /// Bytes of one address (the NUL included) qmail-queue reads before declaring it too long: an
-/// address may have at most `ADDR_MAX - 1` = 1002 bytes.
-pub const ADDR_MAX: usize = 1003;
+/// address may have at most `ADDR_MAX - 1` = 1002 bytes. qmail-send's record bound is built on it.
+pub use qmail_core::envelope::ADDR_MAX;
 
 /// Why the envelope was not copied.
 #[derive(Debug)]

@@ -60,23 +60,15 @@ pub fn kind(sender: &[u8], doublebounceto: &[u8], doublebouncehost: &[u8]) -> Ki
     }
 }
 
-/// The header and text of the failure notice, up to and including the blank line after
-/// `--- Below this line is ...` and the `Return-Path:` line; the original message follows.
-pub fn head(
-    kind: &Kind,
-    date: &str,
-    bouncefrom: &[u8],
-    bouncehost: &[u8],
-    sender: &[u8],
-    paragraphs: &[u8],
-) -> Vec<u8> {
-    let (to, double) = match kind {
-        Kind::Single { to } => (to, false),
-        Kind::Double { to } => (to, true),
+/// The header and text of the failure notice, up to the blank line after its introduction; the
+/// paragraphs of bounce/<id> follow, then [`separator`], then the original message. The caller
+/// streams those two files, so a notice of any size is built in fixed memory.
+pub fn head(kind: &Kind, date: &str, bouncefrom: &[u8], bouncehost: &[u8]) -> Vec<u8> {
+    let to = match kind {
+        Kind::Single { to } | Kind::Double { to } => to,
         Kind::Triple => unreachable!("a triple bounce is never sent"),
     };
-    let sender = sender.strip_suffix(b"-@[]").unwrap_or(sender);
-    let mut out = Vec::with_capacity(paragraphs.len() + 600);
+    let mut out = Vec::with_capacity(600);
     out.extend_from_slice(format!("Date: {date}\nFrom: ").as_bytes());
     out.extend_from_slice(&quote_local(bouncefrom));
     out.push(b'@');
@@ -86,7 +78,7 @@ pub fn head(
     out.extend_from_slice(b"\nSubject: failure notice\n\nHi. This is the qmail-send program at ");
     out.extend_from_slice(bouncehost);
     out.extend_from_slice(b".\n");
-    if double {
+    if matches!(kind, Kind::Double { .. }) {
         out.extend_from_slice(
             b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n",
         );
@@ -98,8 +90,15 @@ pub fn head(
             b"This is a permanent error; I've given up. Sorry it didn't work out.\n\n",
         );
     }
-    out.extend_from_slice(paragraphs);
-    out.extend_from_slice(if double {
+    out
+}
+
+/// The line `--- Below this line is ...`, a blank line and the `Return-Path:` line of the
+/// original message, which follows it.
+pub fn separator(kind: &Kind, sender: &[u8]) -> Vec<u8> {
+    let sender = sender.strip_suffix(b"-@[]").unwrap_or(sender);
+    let mut out = Vec::with_capacity(sender.len() + 64);
+    out.extend_from_slice(if matches!(kind, Kind::Double { .. }) {
         &b"--- Below this line is the original bounce.\n\n"[..]
     } else {
         &b"--- Below this line is a copy of the message.\n\n"[..]
@@ -154,14 +153,17 @@ mod tests {
             b"alice-nosuch@test.example",
             b"Sorry, no mailbox here by that name. (#5.1.1)\n",
         );
-        let h = head(
-            &k,
-            "24 Nov 2026 10:02:47 -0000",
-            b"MAILER-DAEMON",
-            b"test.example",
-            b"alice@test.example",
-            &p,
-        );
+        let h = [
+            head(
+                &k,
+                "24 Nov 2026 10:02:47 -0000",
+                b"MAILER-DAEMON",
+                b"test.example",
+            ),
+            p,
+            separator(&k, b"alice@test.example"),
+        ]
+        .concat();
         let want = "Date: 24 Nov 2026 10:02:47 -0000\n\
 From: MAILER-DAEMON@test.example\n\
 To: alice@test.example\n\
@@ -183,14 +185,12 @@ Return-Path: <alice@test.example>\n";
     #[test]
     fn double_bounce_head() {
         let k = kind(b"", b"postmaster", b"test.example");
-        let h = head(
-            &k,
-            "d",
-            b"MAILER-DAEMON",
-            b"test.example",
-            b"",
-            b"<x@y>:\nno\n\n",
-        );
+        let h = [
+            head(&k, "d", b"MAILER-DAEMON", b"test.example"),
+            b"<x@y>:\nno\n\n".to_vec(),
+            separator(&k, b""),
+        ]
+        .concat();
         let h = String::from_utf8(h).unwrap();
         assert!(h.contains("To: postmaster@test.example\n"));
         assert!(h.contains("the bounce bounced!\n\n<x@y>:\nno\n\n--- Below this line is the original bounce.\n\nReturn-Path: <>\n"));

@@ -13,12 +13,13 @@ use crate::rewrite::{verp_sender, Channel};
 use crate::schedule::*;
 use crate::todo;
 use qmail_core::control::Controls;
+use qmail_core::envelope::{RecordError, RecordReader, RECORD_MAX};
 use qmail_core::queue::{messid, parse_id, path_of};
 use qmail_spawn::{encode_command, Report, ReportReader};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +31,10 @@ const TODO_BATCH: usize = 64;
 const COMM_BUFFER: usize = 64 * 1024;
 /// Most deliveries a pass starts per loop iteration.
 const STARTS_PER_ITERATION: usize = 128;
-/// An info file holds one sender record; qmail-queue limits addresses to about 1000 bytes.
-const INFO_MAX: u64 = 4096;
+/// Buffer of a channel file's reader during a pass, and of the info reader.
+const PASS_BUFFER: usize = 4096;
+/// Buffer through which bounce/ and mess/ files are copied into a failure notice.
+const COPY_BUFFER: usize = 8192;
 
 type Queue = BinaryHeap<Reverse<(i64, u64)>>;
 
@@ -64,7 +67,7 @@ pub struct Signals {
 struct Delivery {
     job: usize,
     delid: u64,
-    mpos: usize,
+    mpos: u64,
     recip: Vec<u8>,
 }
 
@@ -79,11 +82,11 @@ struct Job {
     refs: usize,
 }
 
+/// A pass over one channel file, read one record at a time (at most [`RECORD_MAX`] bytes).
 struct Pass {
     id: u64,
     job: usize,
-    data: Vec<u8>,
-    pos: usize,
+    records: RecordReader<BufReader<File>>,
 }
 
 struct Spawner {
@@ -383,11 +386,11 @@ impl Engine {
 
     // ---------------------------------------------------------------- deliveries
 
-    fn del_start(&mut self, j: usize, mpos: usize, recip: &[u8]) {
+    fn del_start(&mut self, j: usize, mpos: u64, recip: Vec<u8>) {
         let job = self.jobs[j].as_mut().expect("live job");
         let c = job.channel as usize;
         let id = job.id;
-        let sender = verp_sender(&job.sender, recip);
+        let sender = verp_sender(&job.sender, &recip);
         job.refs += 1;
         let sp = &mut self.sp[c];
         let slot = sp
@@ -397,12 +400,13 @@ impl Engine {
             .expect("can_start checked a free slot");
         let delid = self.next_delid;
         self.next_delid += 1;
-        sp.slots[slot] = Some(Delivery {
-            job: j,
-            delid,
-            mpos,
-            recip: recip.to_vec(),
-        });
+        let mut line = format!(
+            "starting delivery {delid}: msg {id} to {} ",
+            Channel::ALL[c].name()
+        )
+        .into_bytes();
+        line.extend_from_slice(&safe(&recip));
+        line.push(b'\n');
         sp.used += 1;
         if sp.out_pos == sp.out.len() {
             sp.out.clear();
@@ -412,25 +416,24 @@ impl Engine {
             slot as u8,
             messid(id).as_bytes(),
             &sender,
-            recip,
+            &recip,
         ));
-        let mut line = format!(
-            "starting delivery {delid}: msg {id} to {} ",
-            Channel::ALL[c].name()
-        )
-        .into_bytes();
-        line.extend_from_slice(&safe(recip));
-        line.push(b'\n');
+        sp.slots[slot] = Some(Delivery {
+            job: j,
+            delid,
+            mpos,
+            recip,
+        });
         self.log.put(&[&line]);
         self.status();
     }
 
-    fn mark_done(&mut self, c: usize, id: u64, pos: usize) {
+    fn mark_done(&mut self, c: usize, id: u64, pos: u64) {
         let p = path_of(Channel::ALL[c].dir(), id);
         let ok = std::fs::OpenOptions::new()
             .write(true)
             .open(&p)
-            .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, b"D", pos as u64))
+            .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, b"D", pos))
             .is_ok();
         if !ok {
             self.log.put(&[format!(
@@ -549,17 +552,14 @@ impl Engine {
 
     // ---------------------------------------------------------------- passes
 
+    /// The sender and birth time of a message (qmail-send.c's getinfo): the first record of its
+    /// info file, which must be an `F` record of at most [`RECORD_MAX`] bytes.
     fn read_info(&self, id: u64) -> Option<(Vec<u8>, i64)> {
-        let p = path_of("info", id);
-        let f = File::open(p).ok()?;
+        let f = File::open(path_of("info", id)).ok()?;
         let birth = f.metadata().ok()?.mtime();
-        let mut data = Vec::new();
-        f.take(INFO_MAX).read_to_end(&mut data).ok()?;
-        let end = data.iter().position(|&b| b == 0)?;
-        if data.first() != Some(&b'F') {
-            return None;
-        }
-        Some((data[1..end].to_vec(), birth))
+        let mut records = RecordReader::new(BufReader::with_capacity(PASS_BUFFER, f), RECORD_MAX);
+        let r = records.next_record().ok()??;
+        (r.kind == b'F').then(|| (r.data.to_vec(), birth))
     }
 
     fn pass_open(&mut self, c: usize) {
@@ -574,10 +574,10 @@ impl Engine {
         }
         self.sp[c].pq.pop();
         let p = path_of(Channel::ALL[c].dir(), id);
-        let opened = std::fs::read(&p)
+        let opened = File::open(&p)
             .ok()
-            .and_then(|data| self.read_info(id).map(|info| (data, info)));
-        let Some((data, (sender, birth))) = opened else {
+            .and_then(|f| self.read_info(id).map(|info| (f, info)));
+        let Some((file, (sender, birth))) = opened else {
             self.log
                 .put(&[format!("warning: trouble opening {p}; will try again later\n").as_bytes()]);
             self.sp[c]
@@ -595,8 +595,7 @@ impl Engine {
         self.sp[c].pass = Some(Pass {
             id,
             job: j,
-            data,
-            pos: 0,
+            records: RecordReader::new(BufReader::with_capacity(PASS_BUFFER, file), RECORD_MAX),
         });
     }
 
@@ -614,28 +613,40 @@ impl Engine {
             let Some(pass) = self.sp[c].pass.as_mut() else {
                 return;
             };
-            let rest = &pass.data[pass.pos..];
-            let Some(end) = rest.iter().position(|&b| b == 0) else {
-                // End of file (a trailing partial record is ignored, as getln without a match).
-                let j = pass.job;
-                self.sp[c].pass = None;
-                self.jobs[j].as_mut().expect("live job").hit_eof = true;
-                self.job_close(j);
-                return;
+            let (j, id) = (pass.job, pass.id);
+            let record = match pass.records.next_record() {
+                Ok(Some(r)) => Ok((r.kind, r.offset, (r.kind == b'T').then(|| r.data.to_vec()))),
+                Err(RecordError::Empty) => Ok((0, 0, None)),
+                // The end of the file; a trailing partial record is ignored, as qmail's getln
+                // without a match.
+                Ok(None) | Err(RecordError::Truncated) => Err(None),
+                Err(RecordError::Io(_) | RecordError::TooLong) => Err(Some("trouble reading")),
             };
-            let (j, id, mpos) = (pass.job, pass.id, pass.pos);
-            let record = rest[..end].to_vec();
-            pass.pos += end + 1;
-            match record.first() {
-                Some(b'T') => {
+            match record {
+                Ok((b'T', mpos, Some(recip))) => {
                     self.jobs[j].as_mut().expect("live job").numtodo += 1;
-                    self.del_start(j, mpos, &record[1..]);
+                    self.del_start(j, mpos, recip);
                 }
-                Some(b'D') => {}
-                _ => {
+                Ok((b'D', _, _)) => {}
+                Ok(_) => {
                     let p = path_of(Channel::ALL[c].dir(), id);
                     self.log
                         .put(&[format!("warning: unknown record type in {p}!\n").as_bytes()]);
+                    self.sp[c].pass = None;
+                    self.job_close(j);
+                    return;
+                }
+                Err(None) => {
+                    self.sp[c].pass = None;
+                    self.jobs[j].as_mut().expect("live job").hit_eof = true;
+                    self.job_close(j);
+                    return;
+                }
+                Err(Some(trouble)) => {
+                    let p = path_of(Channel::ALL[c].dir(), id);
+                    self.log.put(&[
+                        format!("warning: {trouble} {p}; will try again later\n").as_bytes()
+                    ]);
                     self.sp[c].pass = None;
                     self.job_close(j);
                     return;
@@ -675,23 +686,16 @@ impl Engine {
                 return false;
             };
             let qp = qq.pid();
-            let paragraphs = std::fs::read(&bpath);
-            let message = std::fs::read(path_of("mess", id));
-            match (paragraphs, message) {
-                (Ok(paragraphs), Ok(message)) => {
-                    let date = qmail_core::date822fmt::date822(now());
-                    qq.put(&bounce::head(
-                        &kind,
-                        &date,
-                        &self.cfg.bouncefrom,
-                        &self.cfg.bouncehost,
-                        &sender,
-                        &paragraphs,
-                    ));
-                    qq.put(&message);
-                }
-                _ => qq.fail(),
-            }
+            let date = qmail_core::date822fmt::date822(now());
+            qq.put(&bounce::head(
+                &kind,
+                &date,
+                &self.cfg.bouncefrom,
+                &self.cfg.bouncehost,
+            ));
+            copy_into(&mut qq, &bpath);
+            qq.put(&bounce::separator(&kind, &sender));
+            copy_into(&mut qq, &path_of("mess", id));
             let (from, to): (&[u8], Vec<u8>) = match &kind {
                 bounce::Kind::Single { to } => (b"", to.clone()),
                 bounce::Kind::Double { to } => (b"#@[]", to.clone()),
@@ -1059,6 +1063,23 @@ fn set_nonblocking(f: &File) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
     let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
     fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(|_| ())
+}
+
+/// Copies a queue file into a failure notice through a fixed buffer (qmail-send.c's
+/// injectbounce loop); a file that cannot be opened or read fails the injection.
+fn copy_into(qq: &mut qmail_core::qmail::Injection, path: &str) {
+    let Ok(mut f) = File::open(path) else {
+        return qq.fail();
+    };
+    let mut buf = [0u8; COPY_BUFFER];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => qq.put(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return qq.fail(),
+        }
+    }
 }
 
 fn read_exact_retry(f: &mut File, buf: &mut [u8]) -> bool {

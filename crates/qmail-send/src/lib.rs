@@ -8,6 +8,10 @@
 //! TRUST: everything in the queue came through qmail-queue from any local user or the network;
 //! reports come from the spawners. All of it is parsed as untrusted bytes.
 //!
+//! MEMORY: every queue file (todo/, info/, local/, remote/, bounce/, mess/) is read through a
+//! fixed buffer, one record of at most `qmail_core::envelope::RECORD_MAX` bytes at a time, so
+//! qmail-send's size depends neither on message size nor on recipient count (qmail-send(8)).
+//!
 //! EXIT CODES: 0 after SIGTERM once in-flight deliveries have reported; 111 if it cannot start
 //! (logged as `alert: cannot start: ...`).
 #![deny(missing_docs)]

@@ -7,15 +7,19 @@
 //! qmail syndrome") without changing the on-disk format, and it adds the directory fsyncs that
 //! qmail 1.03 left to synchronous-metadata filesystems.
 //!
+//! The todo file is read one record at a time through a fixed buffer, and each channel file is
+//! written through one, so a message with any number of recipients is preprocessed in the same
+//! few kilobytes (qmail-send.c's todo_do works the same way).
+//!
 //! Trust: todo files were written by qmail-queue; their records are still checked, and a bad one
-//! leaves the entry in todo/ with a warning.
+//! (unknown type, over [`RECORD_MAX`], truncated) leaves the entry in todo/ with a warning.
 
 use crate::rewrite::{Channel, Rules};
-use qmail_core::envelope::records;
+use qmail_core::envelope::{RecordError, RecordReader, RECORD_MAX};
 use qmail_core::queue::path_of;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +47,11 @@ impl Prepared {
         Ok(())
     }
 }
+
+/// Buffer of the todo file's reader (qmail's SUBSTDIO_INSIZE).
+const TODO_BUFFER: usize = 8192;
+/// Buffer of each channel file's writer.
+const CHANNEL_BUFFER: usize = 8192;
 
 /// Log lines produced while preparing, in order (the caller writes them).
 pub type LogLines = Vec<Vec<u8>>;
@@ -73,7 +82,7 @@ pub fn prepare(
 ) -> Result<Prepared, Vec<u8>> {
     let todo = path_of("todo", id);
     let warn = |what: &str, path: &str| format!("warning: {what} {path}\n").into_bytes();
-    let contents = std::fs::read(&todo).map_err(|_| warn("unable to open", &todo))?;
+    let todo_file = File::open(&todo).map_err(|_| warn("unable to open", &todo))?;
     let mess = path_of("mess", id);
     let size = std::fs::metadata(&mess)
         .map_err(|_| warn("unable to stat", &mess))?
@@ -84,39 +93,56 @@ pub fn prepare(
         remove_if_there(&p).map_err(|_| warn("unable to unlink", &p))?;
     }
     remove_if_there(&info).map_err(|_| warn("unable to unlink", &info))?;
-    let recs = records(&contents).map_err(|_| warn("trouble reading", &todo))?;
     let mut info_file = create_excl(&info).map_err(|_| warn("unable to create", &info))?;
     log.push(format!("new msg {id}\n").into_bytes());
-    let (mut uid, mut pid) = (&b""[..], &b""[..]);
-    let mut chan_data: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut chan_used = [false; 2];
-    for r in &recs {
+    let mut records =
+        RecordReader::new(BufReader::with_capacity(TODO_BUFFER, todo_file), RECORD_MAX);
+    let (mut uid, mut pid) = (b"0".to_vec(), b"0".to_vec());
+    // Each channel file is created at its first recipient, as qmail does.
+    let mut chans: [Option<(BufWriter<File>, String)>; 2] = [None, None];
+    loop {
+        let r = match records.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(RecordError::Empty) => return Err(warn("unknown record type in", &todo)),
+            Err(_) => return Err(warn("trouble reading", &todo)),
+        };
         match r.kind {
-            b'u' => uid = r.data,
-            b'p' => pid = r.data,
+            b'u' => uid = leading_number(r.data),
+            b'p' => pid = leading_number(r.data),
             b'F' => {
-                let mut rec = vec![b'F'];
-                rec.extend_from_slice(r.data);
-                rec.push(0);
+                let rec = [&b"F"[..], r.data, b"\0"].concat();
                 info_file
                     .write_all(&rec)
                     .map_err(|_| warn("trouble writing to", &info))?;
                 let mut line = format!("info msg {id}: bytes {size} from <").into_bytes();
                 line.extend_from_slice(&crate::log::safe(r.data));
                 line.extend_from_slice(b"> qp ");
-                line.extend_from_slice(&leading_number(pid));
+                line.extend_from_slice(&pid);
                 line.extend_from_slice(b" uid ");
-                line.extend_from_slice(&leading_number(uid));
+                line.extend_from_slice(&uid);
                 line.push(b'\n');
                 log.push(line);
             }
             b'T' => {
                 let (c, addr) = rules.rewrite(r.data);
-                let data = &mut chan_data[c as usize];
-                data.push(b'T');
-                data.extend_from_slice(&addr);
-                data.push(0);
-                chan_used[c as usize] = true;
+                let (w, p) = match &mut chans[c as usize] {
+                    Some(open) => open,
+                    slot => {
+                        let p = path_of(c.dir(), id);
+                        let f = create_excl(&p).map_err(|_| warn("unable to create", &p))?;
+                        dirs.insert(parent(&p));
+                        slot.insert((BufWriter::with_capacity(CHANNEL_BUFFER, f), p))
+                    }
+                };
+                // A record the passes would refuse as over-long is never written.
+                if addr.len() + 2 > RECORD_MAX {
+                    return Err(warn("trouble writing to", p));
+                }
+                [&b"T"[..], &addr, b"\0"]
+                    .iter()
+                    .try_for_each(|piece| w.write_all(piece))
+                    .map_err(|_| warn("trouble writing to", p))?;
             }
             _ => return Err(warn("unknown record type in", &todo)),
         }
@@ -124,19 +150,15 @@ pub fn prepare(
     dirs.insert(parent(&info));
     // Every file is written before any is synced (the syncs come later, batch-wide, from
     // Prepared::sync), before the directory syncs and the removal of todo/.
-    let mut written = Vec::with_capacity(3);
-    for c in Channel::ALL {
-        if !chan_used[c as usize] {
-            continue;
+    let mut written = vec![(info_file, info)];
+    let mut channels = [false; 2];
+    for (c, chan) in chans.into_iter().enumerate() {
+        if let Some((w, p)) = chan {
+            let f = w.into_inner().map_err(|_| warn("trouble writing to", &p))?;
+            channels[c] = true;
+            written.push((f, p));
         }
-        let p = path_of(c.dir(), id);
-        let mut f = create_excl(&p).map_err(|_| warn("unable to create", &p))?;
-        f.write_all(&chan_data[c as usize])
-            .map_err(|_| warn("trouble writing to", &p))?;
-        dirs.insert(parent(&p));
-        written.push((f, p));
     }
-    written.insert(0, (info_file, info));
     // A hint only (durability comes from the syncs): every file's data starts on its way before
     // the first sync waits, so one journal commit can carry them all.
     for (f, _) in &written {
@@ -144,7 +166,7 @@ pub fn prepare(
     }
     Ok(Prepared {
         id,
-        channels: chan_used,
+        channels,
         unsynced: written,
     })
 }
@@ -169,6 +191,18 @@ fn parent(p: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    /// qmail-send(8) states the record bound the code enforces.
+    #[test]
+    fn man_page_states_the_record_bound() {
+        let page = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../man/qmail-send.8"
+        ))
+        .expect("man page");
+        let bound = format!("at most\n{} bytes.", super::RECORD_MAX);
+        assert!(page.contains(&bound), "qmail-send.8 must say `{bound}`");
+    }
+
     #[test]
     fn numbers_like_scan_ulong() {
         assert_eq!(super::leading_number(b"0"), b"0");

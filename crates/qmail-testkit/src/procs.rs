@@ -1,5 +1,5 @@
-//! Finding and killing the processes of one sandbox from the host, for crash trials: the
-//! sandbox shares the host's pid namespace, so its processes are the ones of /proc whose mount
+//! Finding, measuring and killing the processes of one sandbox from the host (crash trials,
+//! memory bounds): the sandbox shares the host's pid namespace, so its processes are the ones of /proc whose mount
 //! namespace is the holder's. Names are the kernel's `comm` (the program name, at most 15 bytes).
 
 use crate::holder;
@@ -39,6 +39,18 @@ impl Sandbox {
         pids
     }
 
+    /// The peak resident set size of `pid`, a process of this sandbox, in KiB: the kernel's
+    /// `VmHWM` line of `/proc/<pid>/status`, which keeps the highest value the process ever had,
+    /// so one read before it exits sees every peak (no sampling). None if it is gone.
+    pub fn peak_rss_kib(&self, pid: u32) -> Option<u64> {
+        let ns = holder::namespace_of(self.pid())?;
+        if holder::namespace_of(pid)? != ns {
+            return None;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        vm_hwm_kib(&status)
+    }
+
     /// Sends SIGKILL to `pid` if it is still a live process named `comm` of this sandbox (checked
     /// again just before the signal, so that a recycled pid is never hit); true if it was.
     pub fn kill9(&self, pid: u32, comm: &str) -> bool {
@@ -51,9 +63,27 @@ impl Sandbox {
     }
 }
 
+/// The `VmHWM:` value of a `/proc/<pid>/status` text, in KiB.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::comm_and_state;
+    use super::{comm_and_state, vm_hwm_kib};
+
+    #[test]
+    fn reads_own_peak_rss() {
+        let status = std::fs::read_to_string("/proc/self/status").expect("own status");
+        let kib = vm_hwm_kib(&status).expect("VmHWM line");
+        assert!(kib > 0);
+        assert_eq!(
+            vm_hwm_kib("VmPeak:\t  10 kB\nVmHWM:\t    1234 kB\n"),
+            Some(1234)
+        );
+        assert_eq!(vm_hwm_kib("VmRSS: 1 kB\n"), None);
+    }
 
     #[test]
     fn reads_own_comm_and_state() {

@@ -287,3 +287,50 @@ fn remote_bounces_after_queuelifetime() {
         logs(&sb)
     );
 }
+
+/// Issue 21 (notqmail 1.09's "avoid recoding CRLF to CRCRLF"): a message queued with CR LF
+/// line ends (as a CRLF file handed to qmail-queue or sendmail leaves it) goes out with CR LF,
+/// not qmail 1.03's CR CR LF; a bare CR is a line end, and a `.` after it is still doubled
+/// (the sink keeps the stuffed form), so the receiver gets the whole message and no bare CR.
+#[test]
+fn remote_sends_crlf_lines_once() {
+    let Some(sb) = sandbox!("remote_sends_crlf_lines_once") else {
+        return;
+    };
+    if !sb.has_program("qmail-remote") {
+        return;
+    }
+    start(&sb);
+    let (uid, gid, _) = sb.user("alice").expect("alice");
+    let msg = format!(
+        "From: alice@{DOMAIN}\r\nSubject: crlf\r\nX-Token: crlf\r\n\r\nline one\r\nbare\rcr\r.\r\nafter the dot\r\n"
+    );
+    let q = sb.inject(
+        msg.as_bytes(),
+        &format!("alice@{DOMAIN}"),
+        &["user@ok.example"],
+        uid,
+        gid,
+    );
+    assert_eq!(q.code, Some(0), "qmail-queue: {}", q.stderr);
+    assert!(
+        sb.wait_queue_empty(Duration::from_secs(30)),
+        "queue did not drain\n{}",
+        logs(&sb)
+    );
+    let (name, body) = sunk_token(&sb, "crlf").unwrap_or_else(|| {
+        panic!(
+            "not delivered with single CRs\n{:?}\n{}",
+            sunk(&sb),
+            logs(&sb)
+        )
+    });
+    assert!(name.starts_with("127.0.0.2_25-"), "{name}");
+    assert!(
+        body.ends_with(&format!(
+            "From: alice@{DOMAIN}\r\nSubject: crlf\r\nX-Token: crlf\r\n\r\nline one\r\nbare\r\ncr\r\n..\r\nafter the dot\r\n"
+        )),
+        "{body:?}"
+    );
+    assert!(!body.contains("\r\r"), "{body:?}");
+}

@@ -1,24 +1,39 @@
 //! Message transmission for DATA (qmail-remote.c's `blast`): a line starting with `.` gets an
-//! extra `.`, every LF goes out as CR LF, all other bytes pass unchanged (8-bit, any length).
+//! extra `.`, every line ends in CR LF on the wire, all other bytes pass unchanged (8-bit, any
+//! length).
+//!
+//! Line ends (notqmail 1.09's "avoid recoding CRLF to CRCRLF", done safely): a message queued
+//! with CR LF line ends (a CRLF file handed to sendmail) goes out with CR LF, not qmail 1.03's
+//! CR CR LF, and a CR not followed by LF counts as a line end too, so no bare CR ever reaches
+//! the wire. Every line end, whatever its form, starts a new line for dot-stuffing: notqmail's
+//! version sent `a CR . CR LF` as `a CR LF . CR LF`, which ends DATA early; here the `.` is
+//! doubled. A message whose last byte is a CR counts as ending in a line end.
 //!
 //! [`Stuffer`] works on chunks of any size, so the message streams through a fixed buffer; a
-//! message whose last line has no LF is refused ([`Stuffer::finish`]), since SMTP cannot carry it.
+//! message whose last line has no line end is refused ([`Stuffer::finish`]), since SMTP cannot
+//! carry it.
 //!
 //! Trust: the message comes from the queue (written by qmail-queue); any bytes are accepted.
 
 /// The final `.` line.
 pub const END: &[u8] = b".\r\n";
 
-/// Dot-stuffing and LF to CR LF conversion across chunk boundaries.
+/// The final `.` line after a message ending in a bare CR (its line end first).
+const CR_END: &[u8] = b"\r\n.\r\n";
+
+/// Dot-stuffing and line-end conversion across chunk boundaries.
 #[derive(Clone, Copy, Debug)]
 pub struct Stuffer {
     at_line_start: bool,
+    /// A CR was read and not sent yet: it is a line end whatever follows.
+    pending_cr: bool,
 }
 
 impl Default for Stuffer {
     fn default() -> Self {
         Stuffer {
             at_line_start: true,
+            pending_cr: false,
         }
     }
 }
@@ -36,22 +51,36 @@ impl Stuffer {
     /// Appends the SMTP form of `chunk` to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         for &c in chunk {
-            if self.at_line_start && c == b'.' {
-                out.push(b'.');
-            }
-            if c == b'\n' {
+            if self.pending_cr {
+                self.pending_cr = false;
                 out.extend_from_slice(b"\r\n");
                 self.at_line_start = true;
-            } else {
-                out.push(c);
-                self.at_line_start = false;
+                if c == b'\n' {
+                    continue;
+                }
+            }
+            match c {
+                b'\r' => self.pending_cr = true,
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.at_line_start = true;
+                }
+                _ => {
+                    if self.at_line_start && c == b'.' {
+                        out.push(b'.');
+                    }
+                    out.push(c);
+                    self.at_line_start = false;
+                }
             }
         }
     }
 
     /// At the end of the message: the final `.` line, or [`PartialLine`].
     pub fn finish(&self) -> Result<&'static [u8], PartialLine> {
-        if self.at_line_start {
+        if self.pending_cr {
+            Ok(CR_END)
+        } else if self.at_line_start {
             Ok(END)
         } else {
             Err(PartialLine)
@@ -81,7 +110,16 @@ mod tests {
             (b"..x\n.\n", Ok(b"...x\r\n..\r\n.\r\n")),
             (b"a.\n.b\n", Ok(b"a.\r\n..b\r\n.\r\n")),
             (b"\n\n", Ok(b"\r\n\r\n.\r\n")),
-            (b"cr\r\n", Ok(b"cr\r\r\n.\r\n")),
+            // Issue 21 (notqmail 1.09): CR LF goes out as CR LF, not CR CR LF; a bare CR is
+            // a line end; the line after any line end is dot-stuffed.
+            (b"cr\r\n", Ok(b"cr\r\n.\r\n")),
+            (b"a\r\nb\r\n", Ok(b"a\r\nb\r\n.\r\n")),
+            (b"bare\rcr\n", Ok(b"bare\r\ncr\r\n.\r\n")),
+            (b"a\r.\r\nb\n", Ok(b"a\r\n..\r\nb\r\n.\r\n")),
+            (b"\r.\n", Ok(b"\r\n..\r\n.\r\n")),
+            (b"a\r\r\n", Ok(b"a\r\n\r\n.\r\n")),
+            (b"ends in cr\r", Ok(b"ends in cr\r\n.\r\n")),
+            (b".\r\n", Ok(b"..\r\n.\r\n")),
             (b"8bit \xff\x00\n", Ok(b"8bit \xff\x00\r\n.\r\n")),
             (b"no end", Err(PartialLine)),
             (b"a\n.", Err(PartialLine)),
@@ -98,7 +136,7 @@ mod tests {
 
     #[test]
     fn cut_at_every_position() {
-        let input: &[u8] = b"From: x\n\n.line\n..\nmid.dle\n.\n\xe9t\xe9\n";
+        let input: &[u8] = b"From: x\r\n\n.line\r\n..\nmid.dle\r.\n\xe9t\xe9\r\r\n";
         let want = whole(input).unwrap();
         for cut in 0..=input.len() {
             let mut s = Stuffer::new();
@@ -111,7 +149,7 @@ mod tests {
             let prefix = whole(&input[..cut]);
             assert_eq!(
                 prefix.is_ok(),
-                cut == 0 || input[cut - 1] == b'\n',
+                cut == 0 || matches!(input[cut - 1], b'\n' | b'\r'),
                 "cut {cut}"
             );
         }

@@ -252,7 +252,8 @@ pub fn smtp_reply(data: &[u8]) {
 }
 
 /// qmail-remote's dot-stuffer: chunking independence, no line of the output is a lone `.`, every
-/// LF goes out as CRLF, and unstuffing the output gives the input back.
+/// line end (LF, CR LF or a bare CR) goes out as CRLF and no other CR is sent, and unstuffing
+/// the output gives the input back with its line ends as LF.
 pub fn dot_stuffing(data: &[u8]) {
     let mut whole = Vec::new();
     let mut s = blast::Stuffer::new();
@@ -264,7 +265,14 @@ pub fn dot_stuffing(data: &[u8]) {
     }
     assert_eq!(whole, split, "dot-stuffing depends on chunk sizes");
     assert_eq!(s.finish(), t.finish());
-    assert_eq!(s.finish().is_ok(), data.is_empty() || data.ends_with(b"\n"));
+    assert_eq!(
+        s.finish().is_ok(),
+        data.is_empty() || data.ends_with(b"\n") || data.ends_with(b"\r")
+    );
+    // A final bare CR's line end comes with the end of DATA.
+    if let Ok(end) = s.finish() {
+        whole.extend_from_slice(&end[..end.len() - blast::END.len()]);
+    }
     // Every LF is preceded by the CR the stuffer added; split at CRLF and undo the stuffing.
     let mut back = Vec::new();
     let mut rest = &whole[..];
@@ -273,6 +281,7 @@ pub fn dot_stuffing(data: &[u8]) {
         let line = &rest[..end.unwrap_or(rest.len())];
         assert!(line != b".", "a lone dot line would end DATA early");
         assert!(!line.contains(&b'\n'), "bare LF in the SMTP form");
+        assert!(!line.contains(&b'\r'), "bare CR in the SMTP form");
         back.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
         match end {
             Some(e) => {
@@ -282,7 +291,20 @@ pub fn dot_stuffing(data: &[u8]) {
             None => break,
         }
     }
-    assert_eq!(back, data, "unstuffing does not give the message back");
+    let mut lf = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'\r' if data.get(i + 1) == Some(&b'\n') => {
+                lf.push(b'\n');
+                i += 1;
+            }
+            b'\r' => lf.push(b'\n'),
+            c => lf.push(c),
+        }
+        i += 1;
+    }
+    assert_eq!(back, lf, "unstuffing does not give the message back");
 }
 
 /// smtproutes parsing: the relay is a prefix of the matching value, the port follows a colon, and

@@ -1,10 +1,14 @@
-//! Bounce text (qmail-send's `addbounce` and `injectbounce`): the per-recipient paragraphs kept in
-//! bounce/<id> and the QSBMF failure notice built from them.
+//! Bounces (qmail-send's `addbounce` and `injectbounce`): the per-recipient paragraphs kept in
+//! bounce/<id>, their durable append, and the QSBMF failure notice built from them.
 //!
 //! Trust: report texts come from delivery programs (and through them from remote servers); they are
 //! copied as bytes, with blank lines folded so that QSBMF paragraph structure holds.
 
 use qmail_core::quote::{quote_address, quote_local};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 /// The paragraph appended to bounce/<id> for one failed recipient (send.md §5.1).
 pub fn paragraph(recipient: &[u8], report: &[u8]) -> Vec<u8> {
@@ -26,6 +30,74 @@ pub fn paragraph(recipient: &[u8], report: &[u8]) -> Vec<u8> {
     }
     out.push(b'\n');
     out
+}
+
+/// One paragraph's append to bounce/<id>, kept across retries so that a retry after a failure
+/// neither writes the paragraph twice nor forgets a sync (qmail-send.c's addbounce loop, which
+/// likewise keeps its descriptor and position).
+///
+/// Beyond qmail 1.03, whose bounce/ "is not crashproof": the paragraph is fsynced before the
+/// recipient is marked done (doc/ARCHITECTURE.md, invariant 6), and when the append creates the
+/// file its directory is fsynced too, since Linux makes a new name durable only through a sync
+/// of its directory; so a crash or power cut cannot lose a failure report.
+#[derive(Debug, Default)]
+pub struct Append {
+    file: Option<File>,
+    written: usize,
+    created: bool,
+    synced: bool,
+}
+
+impl Append {
+    /// Advances the append of `paragraph` to `path` as far as it goes; `Ok` once the paragraph
+    /// and (if this append created the file) its directory entry are on disk. `sync_dir` fsyncs
+    /// the directory holding a path ([`qmail_core::durable::fsync_parent`]). On `Err` the caller
+    /// alerts, sleeps and calls again with the same arguments.
+    pub fn step(
+        &mut self,
+        path: &Path,
+        paragraph: &[u8],
+        sync_dir: &mut dyn FnMut(&Path) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            slot => {
+                let new = OpenOptions::new()
+                    .append(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path);
+                let f = match new {
+                    Ok(f) => {
+                        self.created = true;
+                        f
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        OpenOptions::new().append(true).open(path)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                slot.insert(f)
+            }
+        };
+        while self.written < paragraph.len() {
+            match file.write(&paragraph[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.synced {
+            file.sync_data()?;
+            self.synced = true;
+        }
+        if self.created {
+            sync_dir(path)?;
+            self.created = false;
+        }
+        Ok(())
+    }
 }
 
 /// What kind of failure notice a bounce file turns into, decided by the message's sender.
@@ -126,6 +198,80 @@ mod tests {
         assert_eq!(paragraph(b"a@b", b"x\n\n\n"), b"<a@b>:\nx\n/\n\n");
         assert_eq!(paragraph(b"a@b", b"\nx"), b"<a@b>:\n/x\n\n");
         assert_eq!(paragraph(b"a@b", b""), b"<a@b>:\n\n");
+    }
+
+    /// A scratch directory of its own for each test, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir()
+                .join(format!("qmail-send-bounce-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).expect("scratch dir");
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The bounce file's creation syncs its directory once; appends to an existing file do not.
+    #[test]
+    fn creating_the_bounce_file_syncs_its_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Scratch::new("create");
+        let path = dir.0.join("457");
+        let mut synced = Vec::new();
+        let mut sync = |p: &Path| {
+            synced.push(p.to_path_buf());
+            qmail_core::durable::fsync_parent(p)
+        };
+        Append::default()
+            .step(&path, b"<a@b>:\nno\n\n", &mut sync)
+            .expect("first paragraph");
+        Append::default()
+            .step(&path, b"<c@d>:\nno\n\n", &mut sync)
+            .expect("second paragraph");
+        assert_eq!(
+            synced,
+            vec![path.clone()],
+            "one directory sync, at creation"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"<a@b>:\nno\n\n<c@d>:\nno\n\n"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// A failed directory sync is retried by the next step, without writing the paragraph twice;
+    /// so is a failed open.
+    #[test]
+    fn a_failed_step_is_resumed_not_repeated() {
+        let dir = Scratch::new("retry");
+        let path = dir.0.join("sub").join("458");
+        let mut calls = 0;
+        let mut sync = |_: &Path| {
+            calls += 1;
+            match calls {
+                1 => Err(io::Error::from_raw_os_error(libc::EIO)),
+                _ => Ok(()),
+            }
+        };
+        let mut append = Append::default();
+        assert!(append.step(&path, b"<a@b>:\nx\n\n", &mut sync).is_err());
+        std::fs::create_dir(dir.0.join("sub")).unwrap();
+        assert!(append.step(&path, b"<a@b>:\nx\n\n", &mut sync).is_err());
+        append
+            .step(&path, b"<a@b>:\nx\n\n", &mut sync)
+            .expect("third step");
+        assert_eq!(calls, 2);
+        assert_eq!(std::fs::read(&path).unwrap(), b"<a@b>:\nx\n\n");
     }
 
     #[test]

@@ -446,21 +446,12 @@ impl Engine {
     fn add_bounce(&mut self, id: u64, recip: &[u8], report: &[u8]) {
         let para = bounce::paragraph(&self.cfg.rules.bounce_recipient(recip), report);
         let path = path_of("bounce", id);
-        loop {
-            let written = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(&path)
-                .and_then(|mut f| {
-                    f.write_all(&para)?;
-                    // Beyond qmail 1.03: the failure report is made durable before the recipient
-                    // is marked done, so a crash cannot lose the bounce.
-                    f.sync_data()
-                });
-            if written.is_ok() {
-                return;
-            }
+        let mut append = bounce::Append::default();
+        let mut sync_dir = qmail_core::durable::fsync_parent;
+        while append
+            .step(std::path::Path::new(&path), &para, &mut sync_dir)
+            .is_err()
+        {
             self.log
                 .text("alert: unable to append to bounce message; HELP! sleeping...\n");
             std::thread::sleep(std::time::Duration::from_secs(10));

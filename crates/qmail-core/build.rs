@@ -37,7 +37,7 @@ fn main() {
     let brk = lines("conf-break", 1).remove(0);
     assert!(brk.len() == 1, "conf-break must be a single character");
     let patrn = u32::from_str_radix(&lines("conf-patrn", 1)[0], 8).expect("conf-patrn: not octal");
-    let users = lines("conf-users", 8);
+    let users = lines("conf-users", 9);
     let groups = lines("conf-groups", 2);
 
     let mut out = String::new();
@@ -59,7 +59,7 @@ fn main() {
     .unwrap();
     writeln!(out, "/// Mode bits forbidden on home directories and .qmail files (conf-patrn).\npub const PATRN: u32 = 0o{patrn:o};").unwrap();
     let unames = [
-        "ALIAS", "QMAILD", "QMAILL", "ROOT", "QMAILP", "QMAILQ", "QMAILR", "QMAILS",
+        "ALIAS", "QMAILD", "QMAILL", "ROOT", "QMAILP", "QMAILQ", "QMAILR", "QMAILS", "QMAILT",
     ];
     for (n, v) in unames.iter().zip(&users) {
         writeln!(

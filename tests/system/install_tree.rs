@@ -87,6 +87,7 @@ const PROGRAMS_0711: &[&str] = &[
     "splogger",
     "qmail-pw2u",
     "qmail-popup",
+    "qmail-tlsd-io",
 ];
 const PROGRAMS_0755: &[&str] = &[
     "qmail-inject",
@@ -185,7 +186,13 @@ fn expected(bin_dir: &Path, tree: &Path) -> BTreeMap<String, Node> {
         }
     };
     program("qmail-queue", "qmailq", 0o4711);
-    for p in ["qmail-lspawn", "qmail-start", "qmail-newu", "qmail-newmrh"] {
+    for p in [
+        "qmail-lspawn",
+        "qmail-start",
+        "qmail-newu",
+        "qmail-newmrh",
+        "qmail-tlsd",
+    ] {
         program(p, "root", 0o700);
     }
     for p in PROGRAMS_0711 {

@@ -21,3 +21,4 @@ mod send_memory;
 mod smtpd;
 mod smtpd_more;
 mod smtpd_stalled;
+mod tls;

@@ -71,7 +71,14 @@ impl Sources {
 pub const SETUID_QUEUE: &[&str] = &["qmail-queue"];
 
 /// Programs only root may run (mode 0700).
-pub const ROOT_ONLY: &[&str] = &["qmail-lspawn", "qmail-start", "qmail-newu", "qmail-newmrh"];
+pub const ROOT_ONLY: &[&str] = &[
+    "qmail-lspawn",
+    "qmail-start",
+    "qmail-newu",
+    "qmail-newmrh",
+    // Not one of qmail's: the TLS front's launcher, started by tcpserver as root.
+    "qmail-tlsd",
+];
 
 /// Programs anyone may run but not read (mode 0711): the daemons and their helpers.
 pub const EXEC_ONLY: &[&str] = &[
@@ -84,6 +91,8 @@ pub const EXEC_ONLY: &[&str] = &[
     "splogger",
     "qmail-pw2u",
     "qmail-popup",
+    // Not one of qmail's: the TLS engine, exec'd by qmail-tlsd as qmailt.
+    "qmail-tlsd-io",
 ];
 
 /// Programs for everybody (mode 0755).
@@ -372,8 +381,8 @@ mod tests {
             }
             assert!(seen.insert(e.path.clone()), "{} twice", e.path);
         }
-        // qmail's 44 programs and our checkpassword.
-        assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 45);
+        // qmail's 44 programs, our checkpassword and the TLS front's two.
+        assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 47);
     }
 
     #[test]

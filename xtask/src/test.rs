@@ -20,6 +20,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("bsd-mailx", "bsd-mailx"),
     ("mkfs.ext4", "e2fsprogs"),
     ("fetchmail", "fetchmail"),
+    ("openssl", "openssl"),
 ];
 
 /// True if `name` is an executable in one of the system's binary directories.

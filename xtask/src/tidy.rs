@@ -38,7 +38,12 @@ const PRIVILEGED: &[(&str, &[&str])] = &[
     ),
     ("qmail-send", &["qmail-sys", "qmail-core", "qmail-spawn"]),
     ("qmail-rspawn", &["qmail-sys", "qmail-core", "qmail-spawn"]),
+    // The TLS front's root launcher reads the key files but links no TLS code.
+    ("qmail-tlsd", &["qmail-sys", "qmail-core"]),
 ];
+
+/// Crates that hold TLS code; on the receiving side only qmail-tls (qmail-tlsd-io) links them.
+const TLS_CRATES: &[&str] = &["qmail-tls", "rustls", "ring", "rustls-webpki"];
 
 /// Crates no program outside qmail-remote (and its library) may link.
 const NETWORK_ONLY: &[&str] = &[
@@ -88,17 +93,34 @@ pub fn check_links(root: &Path) -> Result<Vec<String>, String> {
     }
     for program in [
         "qmail-smtpd",
+        "qmail-pop3",
         "qmail-local",
         "qmail-inject",
         "qmail-admin",
         "qmail-tools",
     ] {
         for dep in tree(root, program)? {
-            if NETWORK_ONLY.contains(&dep.as_str()) {
+            if NETWORK_ONLY.contains(&dep.as_str()) || TLS_CRATES.contains(&dep.as_str()) {
                 problems.push(format!(
-                    "{program} links {dep}: DNS and network libraries belong to qmail-remote"
+                    "{program} links {dep}: DNS, network and TLS libraries belong to qmail-remote and qmail-tlsd-io"
                 ));
             }
+        }
+    }
+    // The engine links rustls and nothing that parses mail or does DNS.
+    for dep in tree(root, "qmail-tls")? {
+        if [
+            "qmail-net",
+            "qmail-proto",
+            "qmail-rfc822",
+            "hickory-proto",
+            "tokio",
+        ]
+        .contains(&dep.as_str())
+        {
+            problems.push(format!(
+                "qmail-tls links {dep}: the TLS engine needs only rustls"
+            ));
         }
     }
     Ok(problems)

@@ -29,7 +29,8 @@ pub fn accounts() -> Vec<(&'static str, &'static str, String)> {
         (conf::USER_QMAILP, conf::GROUP_NOFILES, home.clone()),
         (conf::USER_QMAILQ, conf::GROUP_QMAIL, home.clone()),
         (conf::USER_QMAILR, conf::GROUP_QMAIL, home.clone()),
-        (conf::USER_QMAILS, conf::GROUP_QMAIL, home),
+        (conf::USER_QMAILS, conf::GROUP_QMAIL, home.clone()),
+        (conf::USER_QMAILT, conf::GROUP_NOFILES, home),
     ]
 }
 
@@ -223,9 +224,10 @@ mod tests {
             qmailp:x:7793:5:qmail qmailp:/var/qmail:/usr/sbin/nologin\n\
             qmailq:x:7794:7790:qmail qmailq:/var/qmail:/usr/sbin/nologin\n\
             qmailr:x:7795:7790:qmail qmailr:/var/qmail:/usr/sbin/nologin\n\
-            qmails:x:7796:7790:qmail qmails:/var/qmail:/usr/sbin/nologin\n";
+            qmails:x:7796:7790:qmail qmails:/var/qmail:/usr/sbin/nologin\n\
+            qmailt:x:7797:5:qmail qmailt:/var/qmail:/usr/sbin/nologin\n";
         assert_eq!(p, want_p);
-        assert_eq!(actions.len(), 7);
+        assert_eq!(actions.len(), 8);
         // Idempotent.
         let (p2, g2, a2) = extend(&p, &g, 7790).unwrap();
         assert_eq!((p2, g2), (p, g));
@@ -237,6 +239,9 @@ mod tests {
         let (p, g, _) = extend("", "", 100).unwrap();
         assert_eq!(g, "qmail:x:100:\nnofiles:x:101:\n");
         let uids: Vec<&str> = p.lines().map(|l| l.split(':').nth(2).unwrap()).collect();
-        assert_eq!(uids, ["100", "101", "102", "103", "104", "105", "106"]);
+        assert_eq!(
+            uids,
+            ["100", "101", "102", "103", "104", "105", "106", "107"]
+        );
     }
 }

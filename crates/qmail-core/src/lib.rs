@@ -22,3 +22,4 @@ pub mod sgetopt;
 pub mod tai64n;
 pub mod timeoutio;
 pub mod trigger;
+pub mod ucspitls;

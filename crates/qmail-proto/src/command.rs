@@ -31,11 +31,13 @@ pub enum Verb {
     Noop,
     /// `VRFY`
     Vrfy,
+    /// `STARTTLS` (RFC 3207; answered only when a UCSPI-TLS server offers TLS).
+    Starttls,
     /// Anything else, including an empty line.
     Unknown,
 }
 
-const VERBS: [(&[u8], Verb); 10] = [
+const VERBS: [(&[u8], Verb); 11] = [
     (b"rcpt", Verb::Rcpt),
     (b"mail", Verb::Mail),
     (b"data", Verb::Data),
@@ -46,6 +48,7 @@ const VERBS: [(&[u8], Verb); 10] = [
     (b"help", Verb::Help),
     (b"noop", Verb::Noop),
     (b"vrfy", Verb::Vrfy),
+    (b"starttls", Verb::Starttls),
 ];
 
 /// Splits a command line (without its LF, one trailing CR already dropped) into verb and argument.
@@ -134,7 +137,8 @@ mod tests {
             (b"HELO\tx", Verb::Unknown, b""),
             (b"HELO \tx", Verb::Helo, b"\tx"),
             (b"EXPN root", Verb::Unknown, b"root"),
-            (b"STARTTLS", Verb::Unknown, b""),
+            (b"STARTTLS", Verb::Starttls, b""),
+            (b"StartTLS x", Verb::Starttls, b"x"),
             (b"MAILX FROM:<>", Verb::Unknown, b"FROM:<>"),
             (b"MAIL FROM:<a\0b>", Verb::Mail, b"FROM:<a"),
             (b"HE\0LO x", Verb::Unknown, b""),

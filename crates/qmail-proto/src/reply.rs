@@ -40,6 +40,12 @@ pub const TIMEOUT: &[u8] = b"451 timeout (#4.4.2)\r\n";
 pub const CONTROL: &[u8] = b"421 unable to read controls (#4.3.0)\r\n";
 /// The local addresses could not be listed; the server exits.
 pub const IPME: &[u8] = b"421 unable to figure out my IP addresses (#4.3.0)\r\n";
+/// STARTTLS accepted: the TLS handshake follows (the qmail-tls patch's text).
+pub const READY_FOR_TLS: &[u8] = b"220 ready for tls\r\n";
+/// STARTTLS with an argument (the qmail-tls patch's text).
+pub const TLS_NO_PARAMETERS: &[u8] = b"501 Syntax error (no parameters allowed) (#5.5.4)\r\n";
+/// MAIL before STARTTLS when TLS is required (`UCSPITLS=!`, `FORCE_TLS`).
+pub const MUST_STARTTLS: &[u8] = b"530 Must issue a STARTTLS command first (#5.7.0)\r\n";
 /// Out of memory; the server exits.
 pub const NOMEM: &[u8] = b"421 out of memory (#4.3.0)\r\n";
 
@@ -59,7 +65,17 @@ pub fn helo(greeting: &[u8]) -> Vec<u8> {
 
 /// The EHLO reply; `SIZE` is advertised only when a databytes limit is set.
 pub fn ehlo(greeting: &[u8], databytes: u64) -> Vec<u8> {
-    let mut r = with_greeting(b"250-", greeting, b"\r\n250-PIPELINING\r\n");
+    ehlo_tls(greeting, databytes, false)
+}
+
+/// The EHLO reply, with `STARTTLS` right after the greeting line (where the qmail-tls patch puts
+/// it) when TLS is offered.
+pub fn ehlo_tls(greeting: &[u8], databytes: u64, starttls: bool) -> Vec<u8> {
+    let mut r = with_greeting(b"250-", greeting, b"\r\n");
+    if starttls {
+        r.extend_from_slice(b"250-STARTTLS\r\n");
+    }
+    r.extend_from_slice(b"250-PIPELINING\r\n");
     if databytes > 0 {
         r.extend_from_slice(format!("250-SIZE {databytes}\r\n").as_bytes());
     }
@@ -107,6 +123,10 @@ mod tests {
             (
                 ehlo(b"mx", 1000),
                 b"250-mx\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n",
+            ),
+            (
+                ehlo_tls(b"mx", 1000, true),
+                b"250-mx\r\n250-STARTTLS\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n",
             ),
             (quit(b"mx.example"), b"221 mx.example\r\n"),
             (

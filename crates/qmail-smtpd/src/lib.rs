@@ -3,7 +3,9 @@
 //! Who runs it: tcpserver (or inetd with tcp-env), once per connection, as qmaild/nofiles.
 //! Reads: the client on fd 0, replies on fd 1; no arguments. Environment: `TCPREMOTEIP`,
 //! `TCPREMOTEHOST`, `TCPREMOTEINFO`, `TCPLOCALHOST`, `TCPLOCALIP`, `RELAYCLIENT`, `DATABYTES`,
-//! `QMAILQUEUE`. Files: `/var/qmail/control/` me, smtpgreeting, localiphost, timeoutsmtpd,
+//! `QMAILQUEUE`; under a UCSPI-TLS server (qmail-tlsd) also `SSLCTLFD`, `SSLREADFD`, `SSLWRITEFD`
+//! (STARTTLS offered), `UCSPITLS` (`-` off, `!` or `FORCE_TLS`: MAIL only after TLS) and the
+//! `SSL_*` facts of an implicit-TLS session. Files: `/var/qmail/control/` me, smtpgreeting, localiphost, timeoutsmtpd,
 //! rcpthosts, morercpthosts.cdb, badmailfrom, databytes.
 //!
 //! Trust: everything on fd 0 is hostile. It is parsed by `qmail-proto`; only addresses and the
@@ -17,7 +19,8 @@
 //! EXIT CODES: 0 after QUIT; 1 on end of input, a read or write error, a timeout, a bare LF or a
 //! control failure.
 //!
-//! SECURITY: runs without privileges; no DNS, no files written; memory stays bounded (command
+//! SECURITY: runs without privileges and links no TLS code: after STARTTLS it reads and writes
+//! plaintext pipes to the TLS engine, whose key it cannot read; no DNS, no files written; memory stays bounded (command
 //! lines are capped, the message is streamed).
 #![deny(missing_docs)]
 
@@ -32,6 +35,7 @@ pub mod server;
 #[cfg(test)]
 mod testqueue;
 
+use qmail_core::ucspitls;
 use qmail_proto::reply;
 use std::io::Write;
 use std::path::Path;
@@ -61,13 +65,61 @@ pub fn run() -> i32 {
             return EXIT_DISCONNECT;
         }
     };
+    let env = |name: &str| std::env::var_os(name);
+    let wanted = ucspitls::Wanted::from_env(&env);
+    let handoff = match wanted {
+        ucspitls::Wanted::Off => None,
+        _ => ucspitls::Handoff::from_env(&env),
+    };
+    // Implicit TLS (port 465): qmail-tlsd did the handshake and put the facts in the environment.
+    let cipher = env("SSL_PROTOCOL")
+        .and(env("SSL_CIPHER"))
+        .map(std::ffi::OsString::into_encoded_bytes);
+    let tls = server::Tls {
+        offered: handoff.is_some() && cipher.is_none(),
+        required: wanted == ucspitls::Wanted::Required,
+        cipher,
+    };
     let input = qmail_core::timeoutio::Timed::new(fd0, config.timeout);
     let output = qmail_core::timeoutio::Timed::new(fd1, config.timeout);
-    let server = server::Server {
+    let mut server = server::Server {
         config: &config,
         client: &client,
         ipme: &ipme,
         now: &qmail_core::date822fmt::now,
+        tls,
     };
-    server.serve(input, output, &mut server::QmailQueue)
+    match server.dialogue(input, output, &mut server::QmailQueue, true) {
+        server::Ended::Exit(code) => code,
+        server::Ended::StartTls => {
+            // fds 0 and 1 (the socket) are closed by now; the engine alone holds it.
+            let Some(handoff) = handoff else {
+                return EXIT_DISCONNECT;
+            };
+            let Ok(facts) = handoff.start(config.timeout) else {
+                return EXIT_DISCONNECT;
+            };
+            for (name, value) in &facts {
+                // For QMAILQUEUE filters; qmail-smtpd runs single-threaded.
+                std::env::set_var(name, value);
+            }
+            let cipher = facts
+                .iter()
+                .find(|(n, _)| n == "SSL_CIPHER")
+                .map_or(b"unknown".to_vec(), |(_, v)| v.as_bytes().to_vec());
+            server.tls = server::Tls {
+                offered: false,
+                required: server.tls.required,
+                cipher: Some(cipher),
+            };
+            let ucspitls::Handoff { ctl, read, write } = handoff;
+            drop(ctl);
+            let input = qmail_core::timeoutio::Timed::new(read, config.timeout);
+            let output = qmail_core::timeoutio::Timed::new(write, config.timeout);
+            match server.dialogue(input, output, &mut server::QmailQueue, false) {
+                server::Ended::Exit(code) => code,
+                server::Ended::StartTls => EXIT_DISCONNECT,
+            }
+        }
+    }
 }

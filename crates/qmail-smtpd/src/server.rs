@@ -82,6 +82,49 @@ impl Queue for QmailQueue {
     }
 }
 
+/// TLS as one dialogue sees it (RFC 3207; the TLS itself is done by a UCSPI-TLS front).
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// STARTTLS is advertised and accepted (a UCSPI-TLS server gave us its descriptors).
+    pub offered: bool,
+    /// MAIL is refused until TLS is up (`UCSPITLS=!`, `FORCE_TLS`).
+    pub required: bool,
+    /// The session is encrypted with this cipher (the engine's `SSL_CIPHER`).
+    pub cipher: Option<Vec<u8>>,
+}
+
+impl Tls {
+    /// The Received line's protocol: qmail's `SMTP`, or the qmail-tls patch's
+    /// `ESMTPS (<cipher> encrypted)`; the cipher name is reduced to safe characters.
+    pub fn protocol(&self) -> Vec<u8> {
+        match &self.cipher {
+            None => b"SMTP".to_vec(),
+            Some(c) => {
+                let mut p = b"ESMTPS (".to_vec();
+                p.extend(c.iter().take(64).map(|&b| {
+                    if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                        b
+                    } else {
+                        b'?'
+                    }
+                }));
+                p.extend_from_slice(b" encrypted)");
+                p
+            }
+        }
+    }
+}
+
+/// How a dialogue ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The process exits with this code.
+    Exit(i32),
+    /// The client said STARTTLS and got `220 ready for tls`: the caller switches to TLS and
+    /// starts a new dialogue (no greeting, nothing remembered, the unread input thrown away).
+    StartTls,
+}
+
 /// What one connection is served with.
 pub struct Server<'a> {
     /// Control-file settings.
@@ -92,10 +135,15 @@ pub struct Server<'a> {
     pub ipme: &'a IpMe,
     /// The clock (seconds since the epoch), for the Received line and the acceptance reply.
     pub now: &'a dyn Fn() -> i64,
+    /// TLS offered, required or in use.
+    pub tls: Tls,
 }
 
-/// The connection is over; the process exits with this code.
-struct Stop(i32);
+/// The dialogue is over: the process exits with this code, or TLS starts.
+enum Stop {
+    Exit(i32),
+    StartTls,
+}
 
 /// Buffered client connection: replies are collected and flushed before every read.
 struct Conn<R, W> {
@@ -116,7 +164,7 @@ impl<R: Read, W: Write> Conn<R, W> {
             self.output
                 .write_all(&self.out)
                 .and_then(|()| self.output.flush())
-                .map_err(|_| Stop(1))?;
+                .map_err(|_| Stop::Exit(1))?;
             self.out.clear();
         }
         Ok(())
@@ -126,7 +174,7 @@ impl<R: Read, W: Write> Conn<R, W> {
     fn die(&mut self, bytes: &[u8]) -> Stop {
         self.say(bytes);
         let _ = self.flush();
-        Stop(1)
+        Stop::Exit(1)
     }
 
     /// Unread input, reading more (after flushing replies) when none is left.
@@ -137,7 +185,7 @@ impl<R: Read, W: Write> Conn<R, W> {
             self.pos = 0;
             loop {
                 match self.input.read(&mut self.inbuf) {
-                    Ok(0) => return Err(Stop(1)),
+                    Ok(0) => return Err(Stop::Exit(1)),
                     Ok(n) => {
                         self.inbuf.truncate(n);
                         break;
@@ -146,7 +194,7 @@ impl<R: Read, W: Write> Conn<R, W> {
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         return Err(self.die(reply::TIMEOUT))
                     }
-                    Err(_) => return Err(Stop(1)),
+                    Err(_) => return Err(Stop::Exit(1)),
                 }
             }
         }
@@ -176,8 +224,23 @@ struct Session {
 
 impl Server<'_> {
     /// Serves one connection from greeting to QUIT or disconnection; returns the exit code
-    /// (0 after QUIT, 1 otherwise).
+    /// (0 after QUIT, 1 otherwise, also after a STARTTLS nobody can follow up).
     pub fn serve<R: Read, W: Write, Q: Queue>(&self, input: R, output: W, queue: &mut Q) -> i32 {
+        match self.dialogue(input, output, queue, true) {
+            Ended::Exit(code) => code,
+            Ended::StartTls => 1,
+        }
+    }
+
+    /// One dialogue: with `greet`, from the greeting; without (after STARTTLS), from the first
+    /// command. Everything left unread in `input` when it ends is thrown away with it.
+    pub fn dialogue<R: Read, W: Write, Q: Queue>(
+        &self,
+        input: R,
+        output: W,
+        queue: &mut Q,
+        greet: bool,
+    ) -> Ended {
         let mut conn = Conn {
             input,
             output,
@@ -185,15 +248,19 @@ impl Server<'_> {
             pos: 0,
             out: Vec::new(),
         };
-        conn.say(&reply::banner(&self.config.greeting));
+        if greet {
+            conn.say(&reply::banner(&self.config.greeting));
+        }
         let mut s = Session::default();
         let mut asm = LineAssembler::new();
         loop {
             let step = conn
                 .line(&mut asm)
                 .and_then(|line| self.command(&mut conn, &mut s, queue, &line));
-            if let Err(Stop(code)) = step {
-                return code;
+            match step {
+                Ok(()) => {}
+                Err(Stop::Exit(code)) => return Ended::Exit(code),
+                Err(Stop::StartTls) => return Ended::StartTls,
             }
         }
     }
@@ -224,11 +291,14 @@ impl Server<'_> {
                 conn.say(&if verb == Verb::Helo {
                     reply::helo(greeting)
                 } else {
-                    reply::ehlo(greeting, self.config.databytes)
+                    reply::ehlo_tls(greeting, self.config.databytes, self.tls.offered)
                 });
                 s.seen_mail = false;
                 s.fake_helo =
                     (!arg.eq_ignore_ascii_case(&self.client.remote_host)).then(|| arg.to_vec());
+            }
+            Verb::Mail if self.tls.required && self.tls.cipher.is_none() => {
+                conn.say(reply::MUST_STARTTLS)
             }
             Verb::Mail => match self.parse_address(arg) {
                 None => conn.say(reply::SYNTAX),
@@ -282,7 +352,14 @@ impl Server<'_> {
             Verb::Quit => {
                 conn.say(&reply::quit(greeting));
                 conn.flush()?;
-                return Err(Stop(0));
+                return Err(Stop::Exit(0));
+            }
+            Verb::Starttls if !self.tls.offered => conn.say(reply::UNIMPLEMENTED),
+            Verb::Starttls if !arg.is_empty() => conn.say(reply::TLS_NO_PARAMETERS),
+            Verb::Starttls => {
+                conn.say(reply::READY_FOR_TLS);
+                conn.flush()?;
+                return Err(Stop::StartTls);
             }
             Verb::Unknown => conn.say(reply::UNIMPLEMENTED),
         }
@@ -311,8 +388,9 @@ impl Server<'_> {
         let qp = job.pid();
         conn.say(reply::GO_AHEAD);
         let c = self.client;
+        let protocol = self.tls.protocol();
         let received = Received {
-            protocol: b"SMTP",
+            protocol: &protocol,
             local: &c.local,
             remote_ip: &c.remote_ip,
             remote_host: &c.remote_host,
@@ -411,6 +489,7 @@ mod tests {
             client,
             ipme: &ipme,
             now: &|| 1_700_000_000,
+            tls: Tls::default(),
         };
         let mut out = Vec::new();
         let code = server.serve(Trickle(input, step), &mut out, queue);
@@ -729,6 +808,95 @@ mod tests {
         assert!(out.ends_with("451 qqt failure (#4.3.0)\r\n503 MAIL first (#5.5.1)\r\n"));
     }
 
+    /// One dialogue with TLS settings `tls`, in one read and byte by byte (same results).
+    fn tls_dialogue(tls: &Tls, input: &[u8], greet: bool) -> (String, Ended, Vec<Queued>) {
+        let (config, client) = (config(), client());
+        let ipme = IpMe::from_list(&[[127, 0, 0, 1]]);
+        let server = Server {
+            config: &config,
+            client: &client,
+            ipme: &ipme,
+            now: &|| 1_700_000_000,
+            tls: tls.clone(),
+        };
+        let mut results = Vec::new();
+        for step in [usize::MAX, 1] {
+            let mut q = FakeQueue::default();
+            let mut out = Vec::new();
+            let ended = server.dialogue(Trickle(input, step), &mut out, &mut q, greet);
+            let log = q.log.borrow().clone();
+            results.push((String::from_utf8_lossy(&out).into_owned(), ended, log));
+        }
+        let second = results.pop().unwrap();
+        let first = results.pop().unwrap();
+        assert_eq!(first, second);
+        first
+    }
+
+    #[test]
+    fn starttls_offered_required_and_in_use() {
+        let offered = Tls {
+            offered: true,
+            ..Tls::default()
+        };
+        let ehlo = "250-mx.example\r\n250-STARTTLS\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+        let (out, ended, _) = tls_dialogue(
+            &offered,
+            b"EHLO x\r\nSTARTTLS now\r\nSTARTTLS\r\nRSET\r\n",
+            true,
+        );
+        assert_eq!(
+            out,
+            format!("{BANNER}{ehlo}501 Syntax error (no parameters allowed) (#5.5.4)\r\n220 ready for tls\r\n")
+        );
+        // The RSET that arrived with STARTTLS is never answered: the dialogue is over.
+        assert_eq!(ended, Ended::StartTls);
+        // Without a UCSPI-TLS server, STARTTLS stays unimplemented and EHLO does not offer it.
+        let (out, ended, _) = tls_dialogue(&Tls::default(), b"EHLO x\r\nSTARTTLS\r\n", true);
+        assert_eq!(
+            out,
+            format!("{BANNER}250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n502 unimplemented (#5.5.1)\r\n")
+        );
+        assert_eq!(ended, Ended::Exit(1));
+        // Required: MAIL is refused until TLS is up; the rest of the dialogue works.
+        let required = Tls {
+            offered: true,
+            required: true,
+            cipher: None,
+        };
+        let (out, _, _) = tls_dialogue(
+            &required,
+            b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@example.com>\r\nNOOP\r\n",
+            true,
+        );
+        assert_eq!(
+            out,
+            format!("{BANNER}250 mx.example\r\n530 Must issue a STARTTLS command first (#5.7.0)\r\n503 MAIL first (#5.5.1)\r\n250 ok\r\n")
+        );
+        // After TLS: no greeting, no STARTTLS any more, ESMTPS in the Received line.
+        let after = Tls {
+            offered: false,
+            required: true,
+            cipher: Some(b"TLS_AES_256_GCM_SHA384".to_vec()),
+        };
+        let input = b"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nhi\r\n.\r\n";
+        let (out, _, queued) = tls_dialogue(&after, input, false);
+        assert_eq!(
+            out,
+            "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n502 unimplemented (#5.5.1)\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok 1700000000 qp 4242\r\n"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&queued[0].message),
+            format!("Received: from client.example (HELO x) (192.0.2.1)\n  by mx.example with ESMTPS (TLS_AES_256_GCM_SHA384 encrypted); {DATE}\nhi\n")
+        );
+        let odd = Tls {
+            cipher: Some(b"A B)\n".to_vec()),
+            ..Tls::default()
+        };
+        assert_eq!(odd.protocol(), b"ESMTPS (A?B?? encrypted)");
+        assert_eq!(Tls::default().protocol(), b"SMTP");
+    }
+
     #[test]
     fn timeout_and_write_errors() {
         struct Silent;
@@ -753,6 +921,7 @@ mod tests {
             client: &client,
             ipme: &ipme,
             now: &|| 0,
+            tls: Tls::default(),
         };
         let mut out = Vec::new();
         assert_eq!(server.serve(Silent, &mut out, &mut FakeQueue::default()), 1);

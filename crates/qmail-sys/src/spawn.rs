@@ -371,3 +371,12 @@ pub fn exec(program: &CStr, argv: &[CString]) -> io::Error {
         Err(e) => io::Error::from_raw_os_error(e as i32),
     }
 }
+
+/// Replaces the process image with `program`, environment `env` (qmail-tlsd's last step on
+/// both sides of its fork). Returns only on failure.
+pub fn exec_env(program: &CStr, argv: &[CString], env: &[CString]) -> io::Error {
+    match nix::unistd::execve(program, argv, env) {
+        Ok(never) => match never {},
+        Err(e) => io::Error::from_raw_os_error(e as i32),
+    }
+}

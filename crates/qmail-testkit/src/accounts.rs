@@ -3,7 +3,7 @@
 //! users and groups (`xtask install --users --first-id FIRST_ID`).
 
 /// First id handed to qmail's groups (qmail, nofiles) and users (alias, qmaild, qmaill, qmailp,
-/// qmailq, qmailr, qmails, counted up in that order).
+/// qmailq, qmailr, qmails, qmailt, counted up in that order).
 pub const FIRST_ID: u32 = 7790;
 
 /// Test users: (name, uid = gid); each gets a home `/home/<name>`, mode 0755.
@@ -12,7 +12,7 @@ pub const TEST_USERS: &[(&str, u32)] = &[("alice", 1001), ("bob", 1002)];
 /// uid of qmail's accounts in the sandbox, by name.
 pub fn qmail_uid(name: &str) -> Option<u32> {
     let order = [
-        "alias", "qmaild", "qmaill", "qmailp", "qmailq", "qmailr", "qmails",
+        "alias", "qmaild", "qmaill", "qmailp", "qmailq", "qmailr", "qmails", "qmailt",
     ];
     order
         .iter()

@@ -98,16 +98,27 @@ fn check_dir(dir: &Path) -> Result<(), MaildirError> {
         .map_err(|e| MaildirError::Chdir(e.into()))
 }
 
-/// Picks a tmp name nobody uses (stat says ENOENT), waiting for a fresh second when it is taken.
-fn fresh_name(dir: &Path, host: &[u8]) -> Result<(Vec<u8>, PathBuf), MaildirError> {
+/// Creates `tmp/<unique name>` (O_CREAT|O_EXCL), waiting for a fresh second when the name is
+/// taken. Creating is the test (notqmail 1.09's fix of qmail 1.03's stat-then-create race): a
+/// name that appears between a check and the create, or a dangling symlink that stat calls
+/// missing, cannot fail the delivery or be followed.
+fn create_tmp(dir: &Path, host: &[u8]) -> Result<(Vec<u8>, PathBuf, File), MaildirError> {
     let pid = std::process::id();
     for attempt in 0..NAME_TRIES {
         let name = unique_name(now(), pid, host);
         let tmp = dir.join("tmp").join(OsStr::from_bytes(&name));
-        match std::fs::metadata(&tmp) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((name, tmp)),
-            _ if attempt + 1 == NAME_TRIES => break,
-            _ => std::thread::sleep(NAME_RETRY),
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((name, tmp, file)),
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(MaildirError::Temporary(e))
+            }
+            Err(_) if attempt + 1 == NAME_TRIES => break,
+            Err(_) => std::thread::sleep(NAME_RETRY),
         }
     }
     Err(MaildirError::Temporary(io::Error::from_raw_os_error(
@@ -120,13 +131,7 @@ fn fresh_name(dir: &Path, host: &[u8]) -> Result<(Vec<u8>, PathBuf), MaildirErro
 pub fn deliver(dir: &Path, head: &[u8], message: &mut dyn Read) -> Result<Vec<u8>, MaildirError> {
     check_dir(dir)?;
     let host = hostname();
-    let (name, tmp) = fresh_name(dir, &host)?;
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)
-        .map_err(MaildirError::Temporary)?;
+    let (name, tmp, file) = create_tmp(dir, &host)?;
     let new = dir.join("new").join(OsStr::from_bytes(&name));
     match write_and_link(file, head, message, &tmp, &new) {
         Ok(()) => {
@@ -251,6 +256,38 @@ mod tests {
             b"Return-Path: <a@b>\nDelivered-To: c@d\nSubject: x\n\nFrom here\nno newline"
         );
         assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 21 (notqmail 1.09's qmail-local race fix): a dangling symlink on the first
+    /// candidate names (stat says "missing", O_EXCL says "exists") does not fail the delivery
+    /// and is not followed; qmail 1.03's stat-then-create deferred the message.
+    #[test]
+    fn taken_name_waits_for_a_fresh_one() {
+        let dir = scratch("taken");
+        let md = dir.join("Maildir");
+        let host = hostname();
+        let start = now();
+        let target = dir.join("must-not-appear");
+        for t in start..start + 2 {
+            let name = unique_name(t, std::process::id(), &host);
+            std::os::unix::fs::symlink(&target, md.join("tmp").join(OsStr::from_bytes(&name)))
+                .unwrap();
+        }
+        let name = deliver(&md, b"h\n", &mut &b"m\n"[..]).unwrap();
+        let time: u64 = String::from_utf8(name.clone())
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(time >= start + 2, "{time} {start}");
+        assert_eq!(
+            std::fs::read(md.join("new").join(OsStr::from_bytes(&name))).unwrap(),
+            b"h\nm\n"
+        );
+        assert!(!target.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

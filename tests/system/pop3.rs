@@ -82,6 +82,15 @@ elif mode == "drop":
     # Gone without QUIT.
     p.sock.close()
     say("dropped", "yes")
+elif mode == "try":
+    p = connect()
+    p.user(sys.argv[2])
+    try:
+        say("accepted", p.pass_(sys.argv[3]))
+        count, size = p.stat()
+        say("stat", "%d %d" % (count, size))
+    except poplib.error_proto as e:
+        say("refused", e.args[0])
 elif mode == "stat":
     p = login(*sys.argv[2:4])
     count, size = p.stat()
@@ -522,4 +531,29 @@ fn pop3_fetchmail_retrieves() {
     assert_eq!(code, Some(0), "third run\n{third}");
     assert_eq!(crate::local::maildir(&sb, "/home/bob/Fetched").len(), 6);
     assert!(maildir_files(&sb).is_empty(), "alice's maildir emptied");
+}
+
+/// Issue 21 (notqmail 1.09): a checkpassword that accepts root's password starts qmail-pop3d as
+/// root, which refuses to serve (exit 1): the client sees a refused login, as for a wrong
+/// password, and cannot tell that it guessed root's password; root's maildir is not read.
+#[test]
+fn pop3_root_login_is_refused() {
+    let Some(sb) = qmail_testkit::sandbox!("pop3_root_login_is_refused") else {
+        return;
+    };
+    if !sb.has_program("checkpassword") || !sb.has_program("qmail-pop3d") {
+        return;
+    }
+    setup(&sb, &[]);
+    let shadow =
+        format!("root:{ALICE_HASH}:19000:0:99999:7:::\nalice:{ALICE_HASH}:19000:0:99999:7:::\n");
+    sb.write_file_ids("/etc/shadow", shadow.as_bytes(), 0, 0, 0o600);
+    sb.sh_ok("/var/qmail/bin/maildirmake /root/Maildir && echo 'Subject: r' > /root/Maildir/new/1.2.host");
+    let r = client(&sb, &["try", "root", ALICE_PW]);
+    assert!(values(&r, "accepted").is_empty(), "root was served: {r:?}");
+    assert_eq!(values(&r, "refused").len(), 1, "{r:?}");
+    assert!(sb.exists("/root/Maildir/new/1.2.host"));
+    // The same password for alice still works.
+    let r = client(&sb, &["try", "alice", ALICE_PW]);
+    assert_eq!(values(&r, "stat"), vec!["0 0"], "{r:?}");
 }

@@ -8,7 +8,13 @@
 //! messages and moves the rest of `new/` to `cur/<name>:2,`; a dropped connection changes nothing.
 //! Messages go out line by line with CR LF, dot-stuffed, followed by an extra empty line and `.`.
 //!
-//! DIAGNOSTICS: the replies of the [`err`] table. EXIT CODES: 0 in every case (qmail's `die`).
+//! Run as root (a checkpassword that accepts root's password), it serves nothing: it writes
+//! [`ROOT`] to fd 2 and exits 1, which qmail-popup reports like any refused login, so a guessed
+//! root password is not revealed to the client (notqmail 1.09's fix; qmail-local never delivers
+//! to root, so root has no maildir to read).
+//!
+//! DIAGNOSTICS: the replies of the [`err`] table; [`ROOT`] on fd 2. EXIT CODES: 1 when run as
+//! root, else 0 in every case (qmail's `die`).
 //!
 //! SECURITY / trust: commands are untrusted and bounded ([`crate::command`]); message files are
 //! the user's own and are streamed through a fixed buffer, so a message without newlines cannot
@@ -20,6 +26,9 @@ use std::ffi::OsStr;
 use std::io::{self, BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+/// The line written to fd 2 (the log, under qmail-popup) before exiting 1 as root.
+pub const ROOT: &str = "qmail-pop3d: fatal: started as root, refusing to serve a maildir\n";
 
 /// qmail-pop3d's fixed replies (after `-ERR `).
 pub mod err {
@@ -289,6 +298,10 @@ pub fn serve(r: &mut impl BufRead, w: &mut impl Write, d: &mut Maildrop) -> io::
 
 /// The program: `qmail-pop3d maildirname`, client on fds 0/1. Returns the exit code (always 0).
 pub fn run(args: &[std::ffi::OsString]) -> i32 {
+    if nix::unistd::getuid().is_root() {
+        let _ = io::stderr().write_all(ROOT.as_bytes());
+        return 1;
+    }
     let Some((mut r, mut w)) = crate::reply::client() else {
         return 0;
     };

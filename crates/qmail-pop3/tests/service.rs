@@ -245,19 +245,33 @@ fn pop3_service_under_tcpserver() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-/// Runs `bin args` in `dir` with `input` on stdin; returns (exit code, stdout).
-fn run_bin(bin: &str, args: &[&str], dir: &Path, input: &[u8]) -> (i32, Vec<u8>) {
+/// The uid and gid qmail-pop3d runs as here when the tests run as root (it refuses root).
+const NOBODY: u32 = 65534;
+
+/// Runs `bin args` in `dir` with `input` on stdin; returns (exit code, stdout). Run as root,
+/// qmail-pop3d runs as [`NOBODY`] unless `as_root`.
+fn run_as(bin: &str, args: &[&str], dir: &Path, input: &[u8], as_root: bool) -> (i32, Vec<u8>) {
+    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if bin == POP3D && !as_root && nix::unistd::geteuid().is_root() {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let mut child = cmd
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+fn run_bin(bin: &str, args: &[&str], dir: &Path, input: &[u8]) -> (i32, Vec<u8>) {
+    run_as(bin, args, dir, input, false)
 }
 
 #[test]
@@ -276,6 +290,20 @@ fn binaries_over_pipes_without_root() {
         .unwrap()
         .set_modified(old)
         .unwrap();
+
+    if nix::unistd::geteuid().is_root() {
+        let out = Command::new("chown")
+            .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(out.success());
+        // Issue 21 (notqmail 1.09): as root, qmail-pop3d serves nothing and exits 1.
+        assert_eq!(
+            run_as(POP3D, &["Maildir"], &dir, b"STAT\r\nQUIT\r\n", true),
+            (1, Vec::new())
+        );
+    }
 
     let (code, out) = run_bin(POPUP, &[], &dir, b"");
     assert_eq!(

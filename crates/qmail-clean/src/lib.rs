@@ -5,8 +5,9 @@
 //! READS: commands on fd 0, each a path ended by NUL: `todo/<id>\0` (unlink `intd/<id>` then
 //! `todo/<id>`) or `foop/<id>\0` (unlink `intd/<id>` then `mess/<id % split>/<id>`). Answers on
 //! fd 1 with one byte per command: `+` done, `!` an unlink failed (other than "does not exist"),
-//! `x` malformed command (protocols.md §3). Before the first command and then every 30 more, it
-//! removes `pid/` files not accessed for 36 hours (queue.md §9).
+//! `x` malformed command. Both ends of that protocol are `qmail_core::clean`, shared with
+//! qmail-send (qmail-clean(8)). Before the first command and then every 30 more, it removes
+//! `pid/` files not accessed for 36 hours.
 //!
 //! TRUSTS: nothing on fd 0. Commands are bounded (100 bytes with the NUL), the id must be all
 //! digits, and only names the queue layout allows are built from it.
@@ -21,7 +22,7 @@
 //! again (duplicate deliveries, never a lost message); a `mess/` or `intd/` file reappears as an
 //! orphan that qmail-send's 36-hour sweep removes; a `pid/` file is swept again here.
 
-use qmail_core::getln::read_line;
+use qmail_core::clean::{read_command, Answer, Command, Received};
 use qmail_core::queue;
 use std::io::{self, BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -31,22 +32,9 @@ use std::path::Path;
 /// OSSIFIED and exceeds qmail-queue's 24-hour death timer.
 pub const OSSIFIED: i64 = 129_600;
 
-/// Longest command accepted, its NUL included.
-pub const COMMAND_MAX: usize = 100;
-
-/// Shortest command accepted, its NUL included (`todo/1\0`).
-pub const COMMAND_MIN: usize = 7;
-
 /// Commands answered between two sweeps of `pid/` (qmail's counter; the sweeps fall before
 /// commands 1, 32, 63, ...).
 pub const SWEEP_EVERY: u32 = 30;
-
-/// Answer: the files are gone.
-pub const DONE: u8 = b'+';
-/// Answer: an unlink failed.
-pub const FAILED: u8 = b'!';
-/// Answer: the command is malformed.
-pub const MALFORMED: u8 = b'x';
 
 /// How qmail-clean ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,32 +48,6 @@ pub enum Exit {
     NoQueue = 111,
 }
 
-/// A well-formed command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// `todo/<id>`: the message has been preprocessed; remove intd and todo.
-    Todo(u64),
-    /// `foop/<id>`: the message is finished (or an orphan); remove intd and mess.
-    Foop(u64),
-}
-
-/// Parses one command, `bytes` ending with its NUL. `None` means malformed.
-pub fn parse(bytes: &[u8]) -> Option<Command> {
-    if !(COMMAND_MIN..=COMMAND_MAX).contains(&bytes.len()) || bytes.last() != Some(&0) {
-        return None;
-    }
-    let (prefix, digits) = bytes[..bytes.len() - 1].split_at(5);
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let id = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    match prefix {
-        b"todo/" => Some(Command::Todo(id)),
-        b"foop/" => Some(Command::Foop(id)),
-        _ => None,
-    }
-}
-
 /// Unlinks `queue/name`; a file that does not exist is not an error.
 fn unlink(queue: &Path, name: &str) -> io::Result<()> {
     match std::fs::remove_file(queue.join(name)) {
@@ -94,19 +56,19 @@ fn unlink(queue: &Path, name: &str) -> io::Result<()> {
     }
 }
 
-/// Carries out `cmd` in the queue at `queue`, returning the answer byte ([`DONE`] or [`FAILED`]).
-/// intd goes first: while it exists the message counts as not fully preprocessed.
-pub fn execute(queue: &Path, cmd: Command) -> u8 {
+/// Carries out `cmd` in the queue at `queue`, returning the answer ([`Answer::Done`] or
+/// [`Answer::Failed`]). intd goes first: while it exists the message counts as not fully
+/// preprocessed.
+pub fn execute(queue: &Path, cmd: Command) -> Answer {
     let (id, second) = match cmd {
         Command::Todo(id) => (id, "todo"),
         Command::Foop(id) => (id, "mess"),
     };
     let result = unlink(queue, &queue::path_of("intd", id))
         .and_then(|()| unlink(queue, &queue::path_of(second, id)));
-    if result.is_ok() {
-        DONE
-    } else {
-        FAILED
+    match result {
+        Ok(()) => Answer::Done,
+        Err(_) => Answer::Failed,
     }
 }
 
@@ -127,28 +89,6 @@ pub fn sweep_pid(queue: &Path, now: i64) {
     }
 }
 
-/// Reads the next command. `Ok(None)` at EOF, on a read error, or when the input ends inside a
-/// command (all of which end qmail-clean); `Ok(Some(None))` for an over-long command, which is
-/// skipped through its NUL.
-fn next_command(input: &mut impl BufRead) -> Option<Option<Vec<u8>>> {
-    let line = read_line(input, 0, COMMAND_MAX + 1).ok()??;
-    if line.complete {
-        return Some(Some(line.bytes));
-    }
-    if line.bytes.len() <= COMMAND_MAX {
-        return None;
-    }
-    loop {
-        let rest = read_line(input, 0, 4096).ok()??;
-        if rest.complete {
-            return Some(None);
-        }
-        if rest.bytes.len() < 4096 {
-            return None;
-        }
-    }
-}
-
 /// The command loop: answers every command on `input` until it ends. `now` gives the clock for
 /// the `pid/` sweeps.
 pub fn serve(
@@ -165,15 +105,13 @@ pub fn serve(
         } else {
             until_sweep -= 1;
         }
-        let Some(cmd) = next_command(input) else {
-            return Exit::Done;
-        };
-        let answer = match cmd.as_deref().and_then(parse) {
-            Some(c) => execute(queue, c),
-            None => MALFORMED,
+        let answer = match read_command(input) {
+            Received::End => return Exit::Done,
+            Received::Malformed => Answer::Malformed,
+            Received::Command(cmd) => execute(queue, cmd),
         };
         if output
-            .write_all(&[answer])
+            .write_all(&[answer.byte()])
             .and_then(|()| output.flush())
             .is_err()
         {
@@ -194,58 +132,6 @@ pub fn setup() -> Result<(), Exit> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
-
-    #[test]
-    fn parse_table() {
-        let long_ok = [&b"todo/"[..], &[b'1'; 94], b"\0"].concat();
-        let too_long = [&b"todo/"[..], &[b'1'; 95], b"\0"].concat();
-        let overflow = [&b"foop/"[..], &[b'9'; 21], b"\0"].concat();
-        let cases: Vec<(&[u8], Option<Command>)> = vec![
-            (b"todo/457\0", Some(Command::Todo(457))),
-            (b"foop/457\0", Some(Command::Foop(457))),
-            (b"todo/1\0", Some(Command::Todo(1))),
-            (b"todo/0\0", Some(Command::Todo(0))),
-            (
-                b"foop/18446744073709551615\0",
-                Some(Command::Foop(u64::MAX)),
-            ),
-            (b"todo/007\0", Some(Command::Todo(7))),
-            (&long_ok, None), // 94 digits overflow a u64: no inode has that number
-            (&too_long, None),
-            (&overflow, None),
-            (b"todo/\0", None),
-            (b"todo\0", None),
-            (b"\0", None),
-            (b"todo/12a\0", None),
-            (b"todo/+12\0", None),
-            (b"todo/ 12\0", None),
-            (b"todo_12\0", None),
-            (b"todo_123\0", None),
-            (b"mess/12\0", None),
-            (b"intd/12\0", None),
-            (b"TODO/12\0", None),
-            (b"todo/../1\0", None),
-            (b"todo/12", None),
-            (b"todo/1\0\0", None),
-            (b"todo/1\n\0", None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse(input), want, "{:?}", String::from_utf8_lossy(input));
-        }
-        assert_eq!(
-            parse(&[&b"todo/"[..], &[b'1'; 19], b"\0"].concat()),
-            Some(Command::Todo(1_111_111_111_111_111_111))
-        );
-    }
-
-    #[test]
-    fn parse_every_cut() {
-        for full in [&b"todo/12345\0"[..], b"foop/9\0"] {
-            for cut in 0..full.len() {
-                assert_eq!(parse(&full[..cut]), None);
-            }
-        }
-    }
 
     fn scratch(tag: &str) -> PathBuf {
         let root =

@@ -4,6 +4,7 @@
 //! Modules are named after the qmail C files they replace so that a reader can cross-reference.
 #![deny(missing_docs)]
 
+pub mod clean;
 pub mod conf;
 pub mod constmap;
 pub mod control;

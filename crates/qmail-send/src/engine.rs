@@ -12,6 +12,7 @@ use crate::log::{safe, Log};
 use crate::rewrite::{verp_sender, Channel};
 use crate::schedule::*;
 use crate::todo;
+use qmail_core::clean;
 use qmail_core::control::Controls;
 use qmail_core::envelope::{RecordError, RecordReader, RECORD_MAX};
 use qmail_core::queue::{messid, parse_id, path_of};
@@ -313,24 +314,22 @@ impl Engine {
     }
 
     /// Sends one command to qmail-clean and waits for its answer; `None` if qmail-clean is gone.
-    fn clean(&mut self, what: &str) -> Option<bool> {
+    fn clean(&mut self, cmd: clean::Command) -> Option<bool> {
         if !self.clean_alive {
             return None;
         }
-        let mut cmd = what.as_bytes().to_vec();
-        cmd.push(0);
-        let mut answer = [0u8; 1];
-        let ok = self.clean_cmd.write_all(&cmd).is_ok()
-            && read_exact_retry(&mut self.clean_answer, &mut answer);
-        if !ok {
-            self.clean_died();
-            return None;
+        match clean::request(cmd, &mut self.clean_cmd, &mut self.clean_answer) {
+            Err(_) => {
+                self.clean_died();
+                None
+            }
+            Ok(Some(clean::Answer::Done)) => Some(true),
+            Ok(_) => {
+                let line = format!("warning: qmail-clean unable to clean up {}\n", cmd.path());
+                self.log.text(&line);
+                Some(false)
+            }
         }
-        if answer[0] != b'+' {
-            self.log
-                .put(&[format!("warning: qmail-clean unable to clean up {what}\n").as_bytes()]);
-        }
-        Some(answer[0] == b'+')
     }
 
     // ---------------------------------------------------------------- jobs
@@ -747,7 +746,7 @@ impl Engine {
             ]);
             return fail(self);
         }
-        self.clean(&format!("foop/{id}"));
+        self.clean(clean::Command::Foop(id));
     }
 
     fn pass_do(&mut self) {
@@ -844,7 +843,7 @@ impl Engine {
             }
         }
         for p in prepared {
-            if self.clean(&format!("todo/{}", p.id)) != Some(true) {
+            if self.clean(clean::Command::Todo(p.id)) != Some(true) {
                 continue;
             }
             let t = now();
@@ -886,7 +885,7 @@ impl Engine {
                 return;
             }
         }
-        self.clean(&format!("foop/{id}"));
+        self.clean(clean::Command::Foop(id));
     }
 
     // ---------------------------------------------------------------- main loop
@@ -1069,16 +1068,6 @@ fn copy_into(qq: &mut qmail_core::qmail::Injection, path: &str) {
             Ok(n) => qq.put(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return qq.fail(),
-        }
-    }
-}
-
-fn read_exact_retry(f: &mut File, buf: &mut [u8]) -> bool {
-    loop {
-        match f.read(buf) {
-            Ok(n) => return n == buf.len(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
         }
     }
 }

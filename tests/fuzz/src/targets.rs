@@ -4,7 +4,7 @@
 
 use crate::more;
 use qmail_cdb::{Builder, Cdb};
-use qmail_core::{constmap::ConstMap, control, envelope};
+use qmail_core::{clean, constmap::ConstMap, control, envelope};
 use qmail_local::dotqmail;
 use qmail_proto::{address, command, data, netstring, received};
 use qmail_rfc822::{addrlist, headerbody, hfield, token822};
@@ -88,6 +88,13 @@ pub const TARGETS: &[Target] = &[
         run: envelope,
         seeds: &[b"u1000\0p123\0Fa@b\0Tc@d\0Te@f\0\0", b"Fa\0TD\0", b"F\0"],
         max_len: 8192,
+    },
+    Target {
+        name: "clean",
+        what: "qmail-core clean: qmail-clean's bounded command reader and the command codec",
+        run: clean_commands,
+        seeds: &[b"todo/457\0foop/20\0", b"todo/1\0bogus\0foop/", b"x\0\0todo/0\0"],
+        max_len: 4096,
     },
     Target {
         name: "control",
@@ -490,6 +497,37 @@ fn envelope(data: &[u8]) {
                 assert!(datas.contains(&r.as_slice()));
             }
         }
+    }
+}
+
+/// The commands qmail-clean reads from `data` through a buffer of `chunk` bytes.
+fn clean_read(data: &[u8], chunk: usize) -> Vec<clean::Received> {
+    let mut input = std::io::BufReader::with_capacity(chunk, data);
+    let mut out = Vec::new();
+    loop {
+        let got = clean::read_command(&mut input);
+        out.push(got);
+        if got == clean::Received::End {
+            return out;
+        }
+    }
+}
+
+fn clean_commands(data: &[u8]) {
+    // The same commands whatever the buffer size, one per NUL at most, each re-encoding to a
+    // command of the input.
+    let got = clean_read(data, 1);
+    assert_eq!(got, clean_read(data, 4096));
+    assert!(got.len() <= data.iter().filter(|&&c| c == 0).count() + 1);
+    for r in got {
+        if let clean::Received::Command(cmd) = r {
+            let enc = cmd.encode();
+            assert!(enc.len() <= clean::COMMAND_MAX);
+            assert_eq!(clean::Command::parse(&enc), Some(cmd));
+        }
+    }
+    if let Some(cmd) = clean::Command::parse(data) {
+        assert_eq!(clean::Command::parse(&cmd.encode()), Some(cmd));
     }
 }
 

@@ -5,8 +5,11 @@
 //!
 //! It greets with an APOP timestamp `<pid.time@hostname>`, accepts USER/PASS or APOP, and makes
 //! exactly one authentication attempt: the subprogram runs with fd 3 holding
-//! `name\0password\0timestamp\0` and fds 0, 1 and 2 (a copy of 1) on the client; qmail-popup
-//! waits for it and exits 1 whatever happens (a successful subprogram has served the session).
+//! `name\0password\0timestamp\0`, fds 0 and 1 on the client and fd 2 left as qmail-popup got
+//! it (tcpserver's log under the usual run script), so what checkpassword or qmail-pop3d write
+//! there is logged and never reaches the client (notqmail 1.09's change; qmail 1.03 made fd 2 a
+//! copy of fd 1); qmail-popup waits for it and exits 1 whatever happens (a successful
+//! subprogram has served the session).
 //!
 //! DIAGNOSTICS: every reply comes from the [`err`] table; a timeout or I/O error on the client
 //! ends the session silently. EXIT CODES: always 1, as qmail's.
@@ -177,7 +180,7 @@ impl Authenticator for Subprogram {
         use nix::sys::signal::Signal;
         use nix::sys::wait::{waitpid, WaitStatus};
         let (pr, pw) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| err::PIPE)?;
-        let fds = [(0, 0), (1, 1), (2, 1), (3, pr.as_raw_fd())];
+        let fds = [(0, 0), (1, 1), (2, 2), (3, pr.as_raw_fd())];
         let cmd = qmail_sys::spawn::Command {
             program: &self.program,
             argv: &self.argv,

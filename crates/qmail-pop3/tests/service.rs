@@ -265,7 +265,8 @@ fn run_as(bin: &str, args: &[&str], dir: &Path, input: &[u8], as_root: bool) -> 
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A program that exits without reading (usage, root) may close the pipe first.
+    let _ = child.stdin.take().unwrap().write_all(input);
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), out.stdout)
 }

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// sha512-crypt of "secret pw" (`openssl passwd -6 -salt saltsalt 'secret pw'`).
-const ALICE_HASH: &str =
+pub(crate) const ALICE_HASH: &str =
     "$6$saltsalt$zM85MwF7wzNFxhHekCkSASe1NaC/xUx1S2eoXlbcx1w6LkHRO4n1DK7q.d/HKoYFUjJ10GWDs5jLq2A53OAzU1";
-const ALICE_PW: &str = "secret pw";
+pub(crate) const ALICE_PW: &str = "secret pw";
 /// yescrypt of "correct horse" (python3 crypt over libxcrypt).
 const BOB_HASH: &str = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$zwtVrjrUCmXcyLTs6oxLTQlzifSUkF8RHJ./tK5KU79";
 

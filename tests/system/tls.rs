@@ -62,6 +62,18 @@ const SMTPS_LOG_RUN: &str = "#!/bin/sh\nexec setuidgid qmaill multilog t /var/lo
 const RULES: &str = "127.0.0.2:allow,RELAYCLIENT=\"\",UCSPITLS=\"!\",QMAILQUEUE=\"/tmp/filter\"\n\
 127.:allow,RELAYCLIENT=\"\",QMAILQUEUE=\"/tmp/filter\"\n:allow\n";
 
+/// POP3 with STLS on 110 and POP3S on 995, as LWQ runs qmail-popup (root, checkpassword).
+const POP3_RUN: &str = "#!/bin/sh\n\
+exec softlimit -m 64000000 tcpserver -v -R -H -l 0 -x /etc/tcp.pop3.cdb 127.0.0.1 110 \\\n\
+  /var/qmail/bin/qmail-tlsd -n /var/qmail/bin/qmail-popup test.example \\\n\
+  /var/qmail/bin/checkpassword /var/qmail/bin/qmail-pop3d Maildir 2>&1\n";
+const POP3S_RUN: &str = "#!/bin/sh\n\
+exec softlimit -m 64000000 tcpserver -v -R -H -l 0 127.0.0.1 995 \\\n\
+  /var/qmail/bin/qmail-tlsd /var/qmail/bin/qmail-popup test.example \\\n\
+  /var/qmail/bin/checkpassword /var/qmail/bin/qmail-pop3d Maildir 2>&1\n";
+const POP3_LOG_RUN: &str = "#!/bin/sh\nexec setuidgid qmaill multilog t /var/log/qmail/pop3d\n";
+const POP3S_LOG_RUN: &str = "#!/bin/sh\nexec setuidgid qmaill multilog t /var/log/qmail/pop3s\n";
+
 /// Python clients, one scenario per argument; each prints what the test compares.
 const CLIENT: &str = r#"
 import os, poplib, smtplib, socket, ssl, sys, time
@@ -125,6 +137,43 @@ elif what == 'inject':
     print('first', tf.readline().decode().strip())
     t.sendall(b'QUIT\r\n')
     print('quit', tf.readline().decode().strip())
+elif what == 'pop3':
+    p = poplib.POP3('127.0.0.1', 110, timeout=30)
+    print('capa', sorted(p.capa()))
+    p.host = 'MXNAME'
+    print('stls', p.stls(context=ctx))
+    print('tls', p.sock.version())
+    print('capa', sorted(p.capa()))
+    p.user('alice')
+    p.pass_('ALICEPW')
+    print('stat', p.stat()[0])
+    print('retr', b'X-Token: for-alice' in b'\n'.join(p.retr(1)[1]))
+    p.quit()
+    class POP3S(poplib.POP3_SSL):
+        def _create_socket(self, timeout):
+            raw = socket.create_connection((self.host, self.port), timeout)
+            return self.context.wrap_socket(raw, server_hostname='MXNAME')
+    p = POP3S('127.0.0.1', 995, timeout=30, context=ctx)
+    print('pop3s', p.sock.version())
+    print('capa', sorted(p.capa()))
+    p.user('alice')
+    p.pass_('ALICEPW')
+    print('stat', p.stat()[0])
+    p.quit()
+    class From2(poplib.POP3):
+        def _create_socket(self, timeout):
+            return socket.create_connection((self.host, self.port), timeout, source_address=('127.0.0.2', 0))
+    p = From2('127.0.0.1', 110, timeout=30)
+    try:
+        p.user('alice')
+    except poplib.error_proto as e:
+        print('required', e.args[0])
+    p.host = 'MXNAME'
+    p.stls(context=ctx)
+    p.user('alice')
+    p.pass_('ALICEPW')
+    print('stat', p.stat()[0])
+    p.quit()
 elif what == 'hold':
     # A TLS session kept open for the privilege audit.
     s = smtplib.SMTP('127.0.0.1', 25, local_hostname='client.example', timeout=60)
@@ -149,6 +198,7 @@ fn setup(sb: &Sandbox) {
         CLIENT
             .replace("DOMAIN", DOMAIN)
             .replace("MXNAME", DOMAIN)
+            .replace("ALICEPW", crate::pop3::ALICE_PW)
             .as_bytes(),
         "root",
         0o644,
@@ -502,4 +552,95 @@ fn tls_versions_certificates_sni_and_privileges() {
         "qmailt could read the engine's environ"
     );
     let _ = pid;
+}
+
+#[test]
+fn tls_pop3_stls_and_pop3s() {
+    let Some(sb) = sandbox!("tls_pop3_stls_and_pop3s") else {
+        return;
+    };
+    if !sb.has_program("qmail-tlsd") {
+        return;
+    }
+    setup(&sb);
+    let shadow = format!(
+        "root:*:19000:0:99999:7:::\nalice:{}:19000:0:99999:7:::\n",
+        crate::pop3::ALICE_HASH
+    );
+    sb.write_file_ids("/etc/shadow", shadow.as_bytes(), 0, 0, 0o600);
+    sb.write_file(
+        "/etc/tcp.pop3",
+        b"127.0.0.2:allow,UCSPITLS=\"!\"\n:allow\n",
+        "root",
+        0o644,
+    );
+    sb.sh_ok("tcprules /etc/tcp.pop3.cdb /etc/tcp.pop3.tmp < /etc/tcp.pop3");
+    let out = sb.sh(&format!(
+        "swaks -s 127.0.0.1 -p 25 --tls -f bob@{DOMAIN} -t alice@{DOMAIN} --header 'X-Token: for-alice' 2>&1"
+    ));
+    assert!(out.status.success(), "swaks: {}", text(&out.stdout));
+    assert!(
+        sb.wait_until(Duration::from_secs(20), || !sb
+            .maildir_messages("alice")
+            .is_empty()),
+        "nothing delivered to alice"
+    );
+    sb.start_service(
+        "qmail-pop3d",
+        POP3_RUN,
+        POP3_LOG_RUN,
+        "/var/log/qmail/pop3d",
+    );
+    sb.start_service(
+        "qmail-pop3s",
+        POP3S_RUN,
+        POP3S_LOG_RUN,
+        "/var/log/qmail/pop3s",
+    );
+    for port in [110, 995] {
+        let probe =
+            format!("import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()");
+        let open = sb.wait_until(Duration::from_secs(15), || {
+            sb.run("python3", &["-c", &probe]).status.success()
+        });
+        assert!(open, "{}: nothing listens on port {port}", sb.name);
+    }
+    let out = client(&sb, &["pop3"]);
+    assert_eq!(
+        out,
+        [
+            "capa ['STLS', 'TOP', 'UIDL', 'USER']",
+            "stls b'+OK '",
+            "tls TLSv1.3",
+            "capa ['TOP', 'UIDL', 'USER']",
+            "stat 1",
+            "retr True",
+            "pop3s TLSv1.3",
+            "capa ['TOP', 'UIDL', 'USER']",
+            "stat 1",
+            "required b'-ERR Must issue an STLS command first'",
+            "stat 1",
+        ]
+    );
+    // openssl s_client -starttls pop3 with TLS 1.2 and 1.3; TLS 1.0 refused.
+    for (flag, ok) in [
+        ("-tls1_3", true),
+        ("-tls1_2", true),
+        ("-tls1 -cipher DEFAULT@SECLEVEL=0", false),
+    ] {
+        let (got, out) = s_client(
+            &sb,
+            &format!("-starttls pop3 -connect 127.0.0.1:110 -servername {DOMAIN} -verify_return_error {flag}"),
+        );
+        assert_eq!(got, ok, "{flag}: {out}");
+    }
+    // curl pop3s://: the TLS session comes up and the server answers over it (curl insists on
+    // APOP, which checkpassword refuses, as in the plain POP3 test).
+    let out = sb.sh(&format!(
+        "curl -v --cacert /tmp/pki/ca.crt --resolve {DOMAIN}:995:127.0.0.1 -u 'alice:{}' pop3s://{DOMAIN}:995/ 2>&1",
+        crate::pop3::ALICE_PW
+    ));
+    let log = text(&out.stdout);
+    assert!(log.contains("SSL connection using TLSv1.3"), "{log}");
+    assert!(log.contains("< +OK <"), "{log}");
 }

@@ -1,7 +1,10 @@
 //! qmail-popup: the authorization state of a POP3 session (qmail's `qmail-popup.c`).
 //!
 //! Who runs it: tcpserver, as `qmail-popup hostname subprogram [args…]`, normally as root so that
-//! the subprogram (checkpassword) can become the user. fds 0/1 are the client.
+//! the subprogram (checkpassword) can become the user. fds 0/1 are the client. Under a UCSPI-TLS
+//! server (qmail-tlsd -n) it also answers CAPA and STLS (RFC 2449, 2595): after STLS the unread
+//! input is dropped, USER is forgotten, and the session and the subprogram go on over the
+//! engine's plaintext pipes; `UCSPITLS=!` refuses logins before TLS. It links no TLS code.
 //!
 //! It greets with an APOP timestamp `<pid.time@hostname>`, accepts USER/PASS or APOP, and makes
 //! exactly one authentication attempt: the subprogram runs with fd 3 holding
@@ -48,6 +51,47 @@ pub mod err {
     pub const CRASHED: &str = "aack, child crashed";
     /// The subprogram exited nonzero.
     pub const BADAUTH: &str = "authorization failed";
+    /// USER, PASS or APOP before STLS when TLS is required (`UCSPITLS=!`, `FORCE_TLS`).
+    pub const MUST_STLS: &str = "Must issue an STLS command first";
+}
+
+/// TLS as qmail-popup sees it (RFC 2595; the TLS itself is done by a UCSPI-TLS front).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// STLS is listed by CAPA and accepted (a UCSPI-TLS server gave us its descriptors).
+    pub offered: bool,
+    /// No login before TLS is up.
+    pub required: bool,
+    /// The session is encrypted (after STLS, or implicit TLS on port 995).
+    pub active: bool,
+}
+
+impl Tls {
+    /// CAPA (RFC 2449) is answered only when TLS is in play; a plain qmail-popup keeps qmail's
+    /// "-ERR authorization first" for it.
+    fn capa(&self) -> bool {
+        self.offered || self.active
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// QUIT, end of input, or after the one authentication attempt.
+    Done,
+    /// STLS was accepted (`+OK` sent): the caller switches to TLS and calls [`serve`] again
+    /// without a greeting; everything unread is thrown away with the old reader.
+    StartTls,
+}
+
+/// The CAPA reply: qmail-pop3d's commands, and STLS while it can be used.
+pub fn capabilities(tls: &Tls) -> Vec<u8> {
+    let mut r = b"+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n".to_vec();
+    if tls.offered && !tls.active {
+        r.extend_from_slice(b"STLS\r\n");
+    }
+    r.extend_from_slice(b".\r\n");
+    r
 }
 
 /// The exit code of qmail-popup in every case.
@@ -82,22 +126,41 @@ pub fn fd3_data(name: &[u8], password: &[u8], timestamp: &[u8]) -> Vec<u8> {
     d
 }
 
-/// The whole session after the arguments are checked: greeting, commands, at most one
-/// authentication. Returns when the session is over (QUIT, EOF, after the attempt, or on a
-/// client I/O error, which is returned).
+/// The whole session after the arguments are checked: greeting (with `greet`), commands, at
+/// most one authentication. Returns when the session is over (QUIT, EOF, after the attempt, or
+/// on a client I/O error, which is returned) or when STLS was accepted.
 pub fn serve(
     r: &mut impl BufRead,
     w: &mut impl Write,
     stamp: &[u8],
     auth: &mut dyn Authenticator,
-) -> io::Result<()> {
-    w.write_all(b"+OK ")?;
-    w.write_all(stamp)?;
-    w.write_all(b"\r\n")?;
-    w.flush()?;
+    tls: &Tls,
+    greet: bool,
+) -> io::Result<Ended> {
+    if greet {
+        w.write_all(b"+OK ")?;
+        w.write_all(stamp)?;
+        w.write_all(b"\r\n")?;
+        w.flush()?;
+    }
     let mut user: Option<Vec<u8>> = None;
+    let locked = tls.required && !tls.active;
     while let Some(Command { verb, mut arg }) = command::read(r)? {
         let attempt = match &verb[..] {
+            b"capa" if tls.capa() => {
+                w.write_all(&capabilities(tls))?;
+                w.flush()?;
+                None
+            }
+            b"stls" if tls.offered && !tls.active => {
+                reply::ok(w)?;
+                return Ok(Ended::StartTls);
+            }
+            b"user" | b"pass" | b"apop" if locked => {
+                crate::wipe(&mut arg);
+                reply::err(w, err::MUST_STLS)?;
+                None
+            }
             b"user" if arg.is_empty() => {
                 reply::err(w, err::SYNTAX)?;
                 None
@@ -126,7 +189,7 @@ pub fn serve(
                 }
                 Some(i) => Some((arg[..i].to_vec(), arg[i + 1..].to_vec())),
             },
-            b"quit" => return reply::ok(w),
+            b"quit" => return reply::ok(w).map(|()| Ended::Done),
             b"noop" => {
                 reply::ok(w)?;
                 None
@@ -143,10 +206,10 @@ pub fn serve(
             if let Err(text) = result {
                 reply::err(w, text)?;
             }
-            return Ok(());
+            return Ok(Ended::Done);
         }
     }
-    Ok(())
+    Ok(Ended::Done)
 }
 
 /// Runs the subprogram the way qmail-popup's `doanddie` does.
@@ -154,6 +217,9 @@ pub fn serve(
 pub struct Subprogram {
     program: CString,
     argv: Vec<CString>,
+    /// The client's read and write descriptors: 0 and 1, or the TLS pipes after STLS; the
+    /// subprogram gets them as its fds 0 and 1 (and 2).
+    pub client: [std::os::fd::RawFd; 2],
 }
 
 impl Subprogram {
@@ -166,7 +232,11 @@ impl Subprogram {
             .iter()
             .map(|a| CString::new(a.as_bytes()).ok())
             .collect::<Option<Vec<_>>>()?;
-        Some(Subprogram { program, argv })
+        Some(Subprogram {
+            program,
+            argv,
+            client: [0, 1],
+        })
     }
 }
 
@@ -180,7 +250,8 @@ impl Authenticator for Subprogram {
         use nix::sys::signal::Signal;
         use nix::sys::wait::{waitpid, WaitStatus};
         let (pr, pw) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| err::PIPE)?;
-        let fds = [(0, 0), (1, 1), (2, 2), (3, pr.as_raw_fd())];
+        let [cr, cw] = self.client;
+        let fds = [(0, cr), (1, cw), (2, 2), (3, pr.as_raw_fd())];
         let cmd = qmail_sys::spawn::Command {
             program: &self.program,
             argv: &self.argv,
@@ -233,6 +304,7 @@ impl Authenticator for Missing {
 /// The program: `qmail-popup hostname subprogram [args…]` on the client fds 0/1. Returns the
 /// exit code.
 pub fn run(args: &[OsString]) -> i32 {
+    use qmail_core::ucspitls::{Handoff, Wanted};
     let Some((mut r, mut w)) = crate::reply::client() else {
         return EXIT;
     };
@@ -240,11 +312,53 @@ pub fn run(args: &[OsString]) -> i32 {
         let _ = reply::err(&mut w, err::USAGE);
         return EXIT;
     }
+    let env = |name: &str| std::env::var_os(name);
+    let wanted = Wanted::from_env(&env);
+    let handoff = match wanted {
+        Wanted::Off => None,
+        _ => Handoff::from_env(&env),
+    };
+    // Implicit TLS (port 995): qmail-tlsd did the handshake and set the facts.
+    let active = env("SSL_PROTOCOL").is_some();
+    let mut tls = Tls {
+        offered: handoff.is_some() && !active,
+        required: wanted == Wanted::Required,
+        active,
+    };
     let now = qmail_core::date822fmt::now().max(0) as u64;
     let stamp = timestamp(std::process::id(), now, args[1].as_bytes());
-    let _ = match Subprogram::new(&args[2..]) {
-        Some(mut sub) => serve(&mut r, &mut w, &stamp, &mut sub),
-        None => serve(&mut r, &mut w, &stamp, &mut Missing),
+    let mut sub = Subprogram::new(&args[2..]);
+    let ended = match sub.as_mut() {
+        Some(s) => serve(&mut r, &mut w, &stamp, s, &tls, true),
+        None => serve(&mut r, &mut w, &stamp, &mut Missing, &tls, true),
+    };
+    if ended.ok() != Some(Ended::StartTls) {
+        return EXIT;
+    }
+    let Some(handoff) = handoff else {
+        return EXIT;
+    };
+    // The socket is the engine's from now on; unread input goes with the old reader.
+    drop((r, w));
+    let Ok(facts) = handoff.start(crate::TIMEOUT) else {
+        return EXIT;
+    };
+    for (name, value) in &facts {
+        // For checkpassword and qmail-pop3d; qmail-popup runs single-threaded.
+        std::env::set_var(name, value);
+    }
+    let Handoff { ctl, read, write } = handoff;
+    drop(ctl);
+    let client = [read.as_raw_fd(), write.as_raw_fd()];
+    let mut r = std::io::BufReader::new(qmail_core::timeoutio::Timed::new(read, crate::TIMEOUT));
+    let mut w = std::io::BufWriter::new(qmail_core::timeoutio::Timed::new(write, crate::TIMEOUT));
+    tls.active = true;
+    let _ = match sub.as_mut() {
+        Some(s) => {
+            s.client = client;
+            serve(&mut r, &mut w, &stamp, s, &tls, false)
+        }
+        None => serve(&mut r, &mut w, &stamp, &mut Missing, &tls, false),
     };
     EXIT
 }
@@ -279,7 +393,15 @@ mod tests {
             seen: Vec::new(),
         };
         let mut out = Vec::new();
-        serve(&mut &input[..], &mut out, STAMP, &mut fake).unwrap();
+        let ended = serve(
+            &mut &input[..],
+            &mut out,
+            STAMP,
+            &mut fake,
+            &Tls::default(),
+            true,
+        );
+        assert_eq!(ended.unwrap(), Ended::Done);
         (String::from_utf8(out).unwrap(), fake.seen)
     }
 
@@ -400,6 +522,69 @@ mod tests {
     }
 
     #[test]
+    fn capa_and_stls() {
+        let run = |input: &[u8], tls: Tls, greet: bool| {
+            let mut fake = Fake {
+                result: Ok(()),
+                seen: Vec::new(),
+            };
+            let mut out = Vec::new();
+            let ended = serve(&mut &input[..], &mut out, STAMP, &mut fake, &tls, greet).unwrap();
+            (String::from_utf8(out).unwrap(), ended, fake.seen.len())
+        };
+        let offered = Tls {
+            offered: true,
+            ..Tls::default()
+        };
+        let capa = "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n";
+        // Offered: CAPA lists STLS; STLS ends this session; the USER sent with it is not read.
+        assert_eq!(
+            run(b"CAPA\r\nUSER a\r\nSTLS\r\nPASS b\r\n", offered, true),
+            (
+                format!("{GREETING}{capa}STLS\r\n.\r\n+OK \r\n+OK \r\n"),
+                Ended::StartTls,
+                0
+            )
+        );
+        // After TLS: no greeting, no STLS, the login works.
+        let active = Tls {
+            offered: true,
+            required: true,
+            active: true,
+        };
+        assert_eq!(
+            run(b"CAPA\r\nSTLS\r\nUSER a\r\nPASS b\r\n", active, false),
+            (
+                format!("{capa}.\r\n-ERR authorization first\r\n+OK \r\n"),
+                Ended::Done,
+                1
+            )
+        );
+        // Required and not yet encrypted: no login at all.
+        let required = Tls {
+            offered: true,
+            required: true,
+            active: false,
+        };
+        assert_eq!(
+            run(b"USER a\r\nPASS b\r\nAPOP a b\r\nQUIT\r\n", required, true),
+            (
+                format!(
+                    "{GREETING}{}+OK \r\n",
+                    "-ERR Must issue an STLS command first\r\n".repeat(3)
+                ),
+                Ended::Done,
+                0
+            )
+        );
+        // Plain qmail-popup: qmail's replies, byte for byte.
+        assert_eq!(
+            run(b"CAPA\r\nSTLS\r\n", Tls::default(), true).0,
+            format!("{GREETING}{}", "-ERR authorization first\r\n".repeat(2))
+        );
+    }
+
+    #[test]
     fn missing_subprogram_refuses() {
         let mut out = Vec::new();
         serve(
@@ -407,6 +592,8 @@ mod tests {
             &mut out,
             STAMP,
             &mut Missing,
+            &Tls::default(),
+            true,
         )
         .unwrap();
         assert!(out.ends_with(b"-ERR authorization failed\r\n"));

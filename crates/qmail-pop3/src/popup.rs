@@ -218,7 +218,7 @@ pub struct Subprogram {
     program: CString,
     argv: Vec<CString>,
     /// The client's read and write descriptors: 0 and 1, or the TLS pipes after STLS; the
-    /// subprogram gets them as its fds 0 and 1 (and 2).
+    /// subprogram gets them as its fds 0 and 1.
     pub client: [std::os::fd::RawFd; 2],
 }
 

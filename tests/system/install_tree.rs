@@ -96,6 +96,7 @@ const PROGRAMS_0755: &[&str] = &[
     "mailsubj",
     "qmail-showctl",
     "qmail-qread",
+    "qmail-qctl",
     "qmail-qstat",
     "qmail-tcpto",
     "qmail-tcpok",

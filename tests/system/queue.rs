@@ -507,3 +507,130 @@ fn queue_idle_send_sleeps_and_exits_on_term() {
     println!("idle qmail-send exited {:?} after TERM", asked.elapsed());
     assert!(sb.full_log().contains("status: exiting"));
 }
+
+/// Issue 21 (part A, read-only step): `qmail-qctl cat` and `list` on a queue held by
+/// concurrencyremote 0 while qmail-send runs: the envelope with each recipient's state and the
+/// message as stored; selections by sender, domain, recipient and age; a selection matching
+/// nothing prints nothing; bad and unknown ids exit 100; the queue is unchanged afterwards.
+#[test]
+fn queue_qctl_cat_and_list_while_send_runs() {
+    let Some(sb) = sandbox!("queue_qctl_cat_and_list_while_send_runs") else {
+        return;
+    };
+    sb.write_control("concurrencyremote", "0\n");
+    start(&sb);
+    let (uid, gid) = uid_of(&sb, "alice");
+    let sends: [(&str, &[&str]); 3] = [
+        (
+            "alice@test.example",
+            &["carol@far.example", "bob@test.example"],
+        ),
+        ("spammer@spam.example", &["dave@down.example"]),
+        (
+            "spammer@spam.example",
+            &["erin@far.example", "frank@down.example"],
+        ),
+    ];
+    for (token, (from, to)) in sends.iter().enumerate() {
+        let q = sb.inject(&message(token + 1), from, to, uid, gid);
+        assert_eq!(q.code, Some(0), "qmail-queue: {}", q.stderr);
+    }
+    assert!(
+        sb.wait_until(Duration::from_secs(30), || {
+            delivered(&sb).contains_key(&1)
+                && String::from_utf8_lossy(&sb.run("/var/qmail/bin/qmail-qread", &[]).stdout)
+                    .matches(" GMT  #")
+                    .count()
+                    == 3
+        }),
+        "not all preprocessed; log:\n{}",
+        sb.log()
+    );
+    let qread_before = sb.run("/var/qmail/bin/qmail-qread", &[]).stdout;
+    let qctl = |args: &[&str]| sb.run("/var/qmail/bin/qmail-qctl", args);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let out = qctl(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                l.split("  #")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let all = ids(&["list"]);
+    assert_eq!(all.len(), 3, "{all:?}");
+    let spam = ids(&["list", "-s", "SPAMMER@spam.example"]);
+    assert_eq!(spam.len(), 2);
+    assert_eq!(ids(&["list", "-d", "down.example"]), spam);
+    let far = ids(&["list", "-d", "far.example"]);
+    assert_eq!(far.len(), 2);
+    let both: Vec<String> = spam.iter().filter(|i| far.contains(i)).cloned().collect();
+    assert_eq!(
+        ids(&["list", "-s", "spammer@spam.example", "-d", "far.example"]),
+        both
+    );
+    // bob's copy is delivered: he is not pending any more
+    assert_eq!(
+        ids(&["list", "-r", "bob@test.example"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(ids(&["list", "-r", "carol@far.example"]).len(), 1);
+    assert_eq!(ids(&["list", "-o", "0"]), all);
+    assert_eq!(ids(&["list", "-o", "86400"]), Vec::<String>::new());
+    assert_eq!(
+        ids(&["list", "-d", "nowhere.example"]),
+        Vec::<String>::new()
+    );
+
+    // cat: the alice message (the one not from the spammer).
+    let alice = all.iter().find(|i| !spam.contains(i)).unwrap();
+    let out = qctl(&["cat", &format!("#{alice}")]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text.split_once("----\n").expect("separator");
+    let lines: Vec<&str> = head.lines().collect();
+    assert_eq!(lines[0], format!("#{alice}"));
+    assert!(
+        lines[1].starts_with("queued: ") && lines[1].ends_with(" GMT"),
+        "{head}"
+    );
+    assert_eq!(lines[3], "sender: <alice@test.example>");
+    assert_eq!(lines[4], "bouncing: no");
+    // bob's delivery is done and qmail-send has removed the local/ file with it.
+    assert!(!head.contains("local: "), "{head}");
+    assert!(
+        lines.contains(&"remote: pending carol@far.example"),
+        "{head}"
+    );
+    let mess = sb
+        .sh_ok(&format!("cat /var/qmail/queue/mess/*/{alice}"))
+        .stdout;
+    assert_eq!(body.as_bytes(), &mess[..]);
+    assert!(body.ends_with("X-Token: 1\n\nbody of 1\n"), "{body}");
+    assert_eq!(lines[2], format!("size: {}", mess.len()));
+
+    // Bad ids, unknown ids, usage.
+    for (args, err) in [
+        (&["cat", "12x"][..], "qmail-qctl: fatal: not a message id: 12x\n"),
+        (&["cat", "1"], "qmail-qctl: fatal: no message #1 in the queue\n"),
+        (&["frob"], "usage: qmail-qctl cat ID... | list [-s sender] [-r recipient] [-d domain] [-o seconds]\n"),
+    ] {
+        let out = qctl(args);
+        assert_eq!(out.status.code(), Some(100), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), err, "{args:?}");
+    }
+    // Nothing changed; qmail-send still holds all three.
+    assert_eq!(
+        sb.run("/var/qmail/bin/qmail-qread", &[]).stdout,
+        qread_before
+    );
+}

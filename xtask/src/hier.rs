@@ -103,6 +103,7 @@ pub const PUBLIC: &[&str] = &[
     "mailsubj",
     "qmail-showctl",
     "qmail-qread",
+    "qmail-qctl",
     "qmail-qstat",
     "qmail-tcpto",
     "qmail-tcpok",
@@ -381,8 +382,8 @@ mod tests {
             }
             assert!(seen.insert(e.path.clone()), "{} twice", e.path);
         }
-        // qmail's 44 programs, our checkpassword and the TLS front's two.
-        assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 47);
+        // qmail's 44 programs, our checkpassword, the TLS front's two and qmail-qctl.
+        assert_eq!(h.iter().filter(|e| e.path.starts_with("bin/")).count(), 48);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! qmail's administration tools, one module per program: [`newu`] (qmail-newu), [`newmrh`]
 //! (qmail-newmrh), [`pw2u`] (qmail-pw2u), [`showctl`] (qmail-showctl, driven by the control-file
-//! [`registry`]), [`qread`] (qmail-qread), [`tcpto`] (qmail-tcpto) and [`tcpok`] (qmail-tcpok).
+//! [`registry`]), [`qread`] (qmail-qread), [`qctl`] (qmail-qctl), [`tcpto`] (qmail-tcpto) and
+//! [`tcpok`] (qmail-tcpok).
 //!
 //! Every program takes qmail's home directory as a parameter (the binaries pass
 //! `qmail_core::conf::HOME`), so the tests run them against temporary trees. Where qmail `chdir`s
@@ -16,6 +17,7 @@
 pub mod newmrh;
 pub mod newu;
 pub mod pw2u;
+pub mod qctl;
 pub mod qread;
 pub mod registry;
 pub mod showctl;

@@ -70,23 +70,27 @@ pub fn stats_line(m: &Message) -> Vec<u8> {
     out
 }
 
+/// The recipients of a local/ or remote/ file as (done, address): `D` records are done, `T`
+/// ones pending; other records and a last record without its NUL are skipped.
+pub fn records(data: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
+    data.split_inclusive(|&c| c == 0)
+        .filter_map(|r| r.strip_suffix(&[0]))
+        .filter_map(|rec| match rec.first() {
+            Some(b'D') => Some((true, &rec[1..])),
+            Some(b'T') => Some((false, &rec[1..])),
+            _ => None,
+        })
+}
+
 /// The recipient lines for the contents of a local/ or remote/ file.
-pub fn recipient_lines(channel: &str, records: &[u8]) -> Vec<u8> {
+pub fn recipient_lines(channel: &str, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut rest = records;
-    while let Some(i) = rest.iter().position(|&c| c == 0) {
-        let rec = &rest[..i];
-        rest = &rest[i + 1..];
-        let done = match rec.first() {
-            Some(b'D') => true,
-            Some(b'T') => false,
-            _ => continue,
-        };
+    for (done, addr) in records(data) {
         if done {
             out.extend_from_slice(b"  done");
         }
         out.extend_from_slice(format!("\t{channel}\t").as_bytes());
-        safe(&mut out, &rec[1..]);
+        safe(&mut out, addr);
         out.push(b'\n');
     }
     out

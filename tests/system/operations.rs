@@ -1,7 +1,8 @@
 //! Operations (issue 9): `cargo xtask up` in a fresh sandbox (nothing installed, svscan not
 //! running), then the admin's view of the result: mail through /usr/sbin/sendmail and through
 //! SMTP on 127.0.0.1:25 lands in ~/Maildir/new, the system aliases reach ~alias/Maildir,
-//! `qmailctl stat` shows four services up, `qmailctl stop`/`start`/`reload`/`doqueue` do what
+//! `qmailctl stat` shows six services up (qmail-send, qmail-smtpd with STARTTLS, qmail-smtps on
+//! 465, and their loggers) with the self-signed control/servercert.pem up made, `qmailctl stop`/`start`/`reload`/`doqueue` do what
 //! they say, a second `up` changes nothing, and `man -M /var/qmail/man` renders the pages.
 
 use qmail_testkit::{accounts, bare_sandbox, sandbox::text, Sandbox};
@@ -190,11 +191,63 @@ fn xtask_up_then_qmailctl() {
         Some(&b"127.:allow\n:deny\n"[..])
     );
 
-    // Four services up for more than a second.
+    // The self-signed certificate: root 0400, for control/me, said in one line.
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "made a self-signed certificate for {HOST} in control/servercert.pem"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let cert = sb.sh_ok(
+        "stat -c '%U %a' /var/qmail/control/servercert.pem && \
+         openssl x509 -noout -subject -in /var/qmail/control/servercert.pem && \
+         openssl pkey -noout -in /var/qmail/control/servercert.pem && \
+         openssl x509 -noout -fingerprint -sha256 -in /var/qmail/control/servercert.pem",
+    );
+    let cert = text(&cert.stdout);
+    assert!(
+        cert.starts_with(&format!("root 400\nsubject=CN = {HOST}\n")),
+        "{cert}"
+    );
+    assert_eq!(
+        link(&sb, "/service/qmail-smtps"),
+        "/var/qmail/supervise/qmail-smtps"
+    );
+    for svc in ["qmail-pop3d", "qmail-pop3s"] {
+        let run = text(
+            &sb.read(&format!("/var/qmail/supervise/{svc}/run"))
+                .unwrap_or_default(),
+        );
+        assert!(
+            run.contains("/var/qmail/bin/qmail-tlsd"),
+            "{svc}/run: {run}"
+        );
+        assert!(
+            !sb.exists(&format!("/service/{svc}")),
+            "{svc} is the admin's choice"
+        );
+    }
+
+    // Six services up for more than a second.
     std::thread::sleep(Duration::from_millis(1500));
     let (ok, stat) = qmailctl(&sb, "stat");
     assert!(ok, "{stat}");
-    assert_eq!(up_for(&stat, 1), 4, "qmailctl stat:\n{stat}");
+    assert_eq!(up_for(&stat, 1), 6, "qmailctl stat:\n{stat}");
+    assert!(stat.contains("/service/qmail-smtps: up"), "{stat}");
+
+    // STARTTLS on 25 and TLS on 465 with that certificate.
+    for args in [
+        "-starttls smtp -connect 127.0.0.1:25",
+        "-connect 127.0.0.1:465",
+    ] {
+        let out = sb.sh(&format!(
+            "echo QUIT | timeout 20 openssl s_client -brief {args} 2>&1"
+        ));
+        let said = text(&out.stdout);
+        assert!(said.contains("Protocol version: TLSv1.3"), "{args}: {said}");
+        assert!(said.contains(&format!("CN = {HOST}")), "{args}: {said}");
+    }
     assert!(stat.contains("messages in queue: "), "{stat}");
 
     // Local mail through /usr/sbin/sendmail, SMTP mail, alias mail.
@@ -243,7 +296,9 @@ fn xtask_up_then_qmailctl() {
     assert!(ok, "{said}");
     let down = sb.wait_until(Duration::from_secs(15), || {
         let (_, stat) = qmailctl(&sb, "stat");
-        stat.contains("qmail-send: down") && stat.contains("qmail-smtpd: down")
+        stat.contains("qmail-send: down")
+            && stat.contains("qmail-smtpd: down")
+            && stat.contains("qmail-smtps: down")
     });
     assert!(
         down,
@@ -306,7 +361,13 @@ fn xtask_up_then_qmailctl() {
     assert_eq!(control("rcpthosts"), format!("{HOST}\n"));
     assert_eq!(svscans(&sb), 1, "svscan started twice, or not at all");
     let (_, stat) = qmailctl(&sb, "stat");
-    assert_eq!(up_for(&stat, 0), 4, "{stat}");
+    assert_eq!(up_for(&stat, 0), 6, "{stat}");
+    let again =
+        sb.sh_ok("openssl x509 -noout -fingerprint -sha256 -in /var/qmail/control/servercert.pem");
+    assert!(
+        cert.ends_with(&text(&again.stdout)),
+        "second up replaced the certificate"
+    );
 
     // Manual pages.
     let out = sb.sh("MANPAGER=cat MANWIDTH=80 man -M /var/qmail/man qmail-send");
@@ -450,7 +511,10 @@ fn xtask_up_on_a_bare_host_name() {
         "xtask up failed:\n{}{said}",
         text(&out.stdout)
     );
-    let lines: Vec<&str> = said.lines().filter(|l| l.contains("localdomain")).collect();
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("localdomain") && !l.contains("certificate"))
+        .collect();
     assert_eq!(lines.len(), 1, "{said}");
     assert!(
         lines[0].starts_with("xtask up: host name qmailbox ")

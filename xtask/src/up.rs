@@ -12,16 +12,18 @@
 //! * the aliases root, postmaster, mailer-daemon and abuse (to `--admin USER`, else to
 //!   ~alias/Maildir/);
 //! * /var/qmail/rc (boot/rc), the supervise directories
-//!   /var/qmail/supervise/qmail-{send,smtpd,pop3d,qmtpd,qmqpd} with multilog logs under
+//!   /var/qmail/supervise/qmail-{send,smtpd,smtps,pop3d,pop3s,qmtpd,qmqpd} with multilog logs under
 //!   /var/log/qmail, /etc/tcp.smtp and /etc/tcp.qmtp (127. may relay), /etc/tcp.qmqp (only 127.
 //!   may connect) and their cdbs;
 //! * the links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/qmailctl and, for Debian's
 //!   fastforward and friends, /var/lib/qmail/bin/qmail-queue and /var/lib/qmail/control (added
 //!   only when missing, DESIGN.md §3);
-//! * links qmail-send and qmail-smtpd into /service (Life with qmail's scan directory; Debian's
+//! * control/servercert.pem, when missing: a self-signed certificate for control/me (root 0400),
+//!   for STARTTLS on 25 and TLS on 465 (qmail-tlsd); one line says how to install a real one;
+//! * links qmail-send, qmail-smtpd and qmail-smtps into /service (Life with qmail's scan directory; Debian's
 //!   daemontools-run scans /etc/service instead), starts `svscan /service` when no svscan of this
 //!   mount namespace scans it (through systemd when systemd runs, else detached with setsid), and
-//!   waits until svstat shows the four services (two daemons, two loggers) up.
+//!   waits until svstat shows the six services (three daemons, three loggers) up.
 //!
 //! Files an admin may have edited (controls, aliases, rc, run scripts, /etc/tcp.*) are never
 //! rewritten; a sendmail that is not qmail's is moved aside to `sendmail.pre-qmail`.
@@ -39,15 +41,18 @@ use std::time::{Duration, Instant};
 /// The scan directory svscan watches (Life with qmail's choice).
 pub const SERVICE_DIR: &str = "/service";
 
-/// Services `up` links into the scan directory and waits for.
-pub const SERVICES: &[&str] = &["qmail-send", "qmail-smtpd"];
+/// Services `up` links into the scan directory and waits for: qmail-send, SMTP with STARTTLS
+/// on 25 and SMTP over TLS on 465.
+pub const SERVICES: &[&str] = &["qmail-send", "qmail-smtpd", "qmail-smtps"];
 
-/// Services that get a supervise directory (qmail-pop3d, qmail-qmtpd and qmail-qmqpd are
-/// linked by the admin).
+/// Services that get a supervise directory (qmail-pop3d, qmail-pop3s, qmail-qmtpd and
+/// qmail-qmqpd are linked by the admin).
 pub const SUPERVISED: &[&str] = &[
     "qmail-send",
     "qmail-smtpd",
+    "qmail-smtps",
     "qmail-pop3d",
+    "qmail-pop3s",
     "qmail-qmtpd",
     "qmail-qmqpd",
 ];
@@ -56,7 +61,11 @@ pub const SUPERVISED: &[&str] = &[
 pub const ALIASES: &[&str] = &["root", "postmaster", "mailer-daemon", "abuse"];
 
 /// Debian packages `up` needs: (command, package).
-pub const PACKAGES: &[(&str, &str)] = &[("svscan", "daemontools"), ("tcpserver", "ucspi-tcp")];
+pub const PACKAGES: &[(&str, &str)] = &[
+    ("svscan", "daemontools"),
+    ("tcpserver", "ucspi-tcp"),
+    ("openssl", "openssl"),
+];
 
 /// /etc/tcp.smtp as `up` writes it: loopback clients may relay, everybody else may connect.
 pub const TCP_SMTP: &str = "127.:allow,RELAYCLIENT=\"\"\n";
@@ -258,6 +267,8 @@ pub fn configure(plan: &Plan) -> Result<(), String> {
         control("rcpthosts", &data)?;
     }
 
+    ensure_certificate(home, &me)?;
+
     // The system aliases.
     let alias = ids(conf::USER_ALIAS, conf::GROUP_NOFILES)?;
     let target = match &plan.admin {
@@ -294,7 +305,7 @@ pub fn configure(plan: &Plan) -> Result<(), String> {
         }
     }
     let logs = Path::new("/var/log/qmail");
-    for dir in ["", "smtpd", "pop3d", "qmtpd", "qmqpd"].map(|d| logs.join(d)) {
+    for dir in ["", "smtpd", "smtps", "pop3d", "pop3s", "qmtpd", "qmqpd"].map(|d| logs.join(d)) {
         make_dir(&dir, qmaill, 0o750)?;
         set_owner_mode(&dir, qmaill, 0o750)?;
     }
@@ -342,6 +353,62 @@ pub fn configure(plan: &Plan) -> Result<(), String> {
     }
     ensure_svscan(&plan.service_dir)?;
     wait_up(plan)
+}
+
+/// Whether `name` is a host name openssl may put in a certificate subject.
+fn certificate_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+}
+
+/// control/servercert.pem when none exists: a self-signed certificate for control/me (what
+/// Debian's snakeoil certificate is for other daemons), chain and key in one file, root 0400
+/// (only qmail-tlsd, as root, reads it).
+fn ensure_certificate(home: &Path, me: &str) -> Result<(), String> {
+    let path = home.join("control/servercert.pem");
+    if fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    if !certificate_name(me) {
+        say(&format!(
+            "no certificate made: control/me ({me:?}) is not a host name"
+        ));
+        return Ok(());
+    }
+    let tmp = home.join(format!("control/.servercert.up.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp).map_err(|e| fail("create", &tmp, &e))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))
+        .map_err(|e| fail("chmod", &tmp, &e))?;
+    let (key, crt) = (tmp.join("key.pem"), tmp.join("crt.pem"));
+    let made = run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+        ])
+        .arg(format!("/CN={me}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{me}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null()))
+    .and_then(|()| {
+        let mut pem = fs::read(&crt).map_err(|e| fail("read", &crt, &e))?;
+        pem.extend(fs::read(&key).map_err(|e| fail("read", &key, &e))?);
+        write_atomically(&path, &pem, (0, 0), 0o400)
+    });
+    let _ = fs::remove_dir_all(&tmp);
+    made?;
+    say(&format!(
+        "made a self-signed certificate for {me} in control/servercert.pem; \
+         to use a real one, see doc/INSTALL.md (certbot: chain and key in that file, root 0400)"
+    ));
+    Ok(())
 }
 
 /// True if `src` is newer than `made` or `made` is missing.
@@ -695,6 +762,8 @@ mod tests {
             "supervise/qmail-smtpd/run",
             "supervise/qmail-qmtpd/run",
             "supervise/qmail-qmqpd/run",
+            "supervise/qmail-smtps/run",
+            "supervise/qmail-pop3s/run",
         ] {
             let data = boot_file(&tree, name).unwrap();
             let text = String::from_utf8(data).unwrap();

@@ -96,25 +96,22 @@ fn fake_spawner(cmds: OwnedFd, reports: OwnedFd, seen: Arc<Mutex<Vec<(String, St
     }
 }
 
-/// A stand-in qmail-clean doing what the real one does with todo/ and foop/ commands.
+/// A stand-in qmail-clean doing what the real one does with todo/ and foop/ commands, over the
+/// protocol module both real ends use.
 fn fake_clean(cmds: OwnedFd, answers: OwnedFd) {
+    use qmail_core::clean::{read_command, Answer, Command, Received};
     let mut cmds = std::io::BufReader::new(std::fs::File::from(cmds));
     let mut answers = std::fs::File::from(answers);
     loop {
-        let mut cmd = Vec::new();
-        if std::io::BufRead::read_until(&mut cmds, 0, &mut cmd).unwrap_or(0) == 0 {
-            return;
-        }
-        cmd.pop();
-        let cmd = String::from_utf8(cmd).unwrap();
-        let id: u64 = cmd[5..].parse().unwrap();
+        let (second, id) = match read_command(&mut cmds) {
+            Received::End => return,
+            Received::Malformed => panic!("qmail-send sent a malformed command"),
+            Received::Command(Command::Todo(id)) => ("todo", id),
+            Received::Command(Command::Foop(id)) => ("mess", id),
+        };
         let _ = std::fs::remove_file(path_of("intd", id));
-        if cmd.starts_with("todo/") {
-            let _ = std::fs::remove_file(path_of("todo", id));
-        } else {
-            let _ = std::fs::remove_file(path_of("mess", id));
-        }
-        answers.write_all(b"+").unwrap();
+        let _ = std::fs::remove_file(path_of(second, id));
+        answers.write_all(&[Answer::Done.byte()]).unwrap();
     }
 }
 

@@ -22,3 +22,4 @@ pub mod more;
 pub mod mutate;
 pub mod rng;
 pub mod targets;
+pub mod tls;

@@ -23,13 +23,13 @@ use std::rc::Rc;
 
 /// A reader that hands out `data` in the pieces of [`chunks`], to catch results that depend on
 /// read sizes.
-struct Pieces<'a> {
+pub(crate) struct Pieces<'a> {
     pieces: Vec<&'a [u8]>,
     at: usize,
 }
 
 impl<'a> Pieces<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Pieces {
             pieces: chunks(data),
             at: 0,
@@ -83,7 +83,7 @@ pub fn pop3_command_target(data: &[u8]) {
 }
 
 /// An authenticator that records its calls.
-struct Recorder(Vec<(Vec<u8>, Vec<u8>)>);
+pub(crate) struct Recorder(pub(crate) Vec<(Vec<u8>, Vec<u8>)>);
 
 impl popup::Authenticator for Recorder {
     fn authenticate(
@@ -105,7 +105,15 @@ pub fn pop3_popup(data: &[u8]) {
         let mut out = Vec::new();
         let mut auth = Recorder(Vec::new());
         let mut r = r;
-        popup::serve(&mut r, &mut out, stamp, &mut auth).expect("writes to a Vec");
+        popup::serve(
+            &mut r,
+            &mut out,
+            stamp,
+            &mut auth,
+            &popup::Tls::default(),
+            true,
+        )
+        .expect("writes to a Vec");
         (out, auth.0)
     };
     let (out, calls) = session(&mut &data[..]);
@@ -483,7 +491,7 @@ pub fn tcpto_table(data: &[u8]) {
 
 /// What a fake queue job saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Queued {
+pub(crate) struct Queued {
     message: Vec<u8>,
     failed: bool,
     sender: Vec<u8>,
@@ -491,9 +499,9 @@ struct Queued {
 }
 
 #[derive(Default)]
-struct FakeQueue(Rc<RefCell<Vec<Queued>>>);
+pub(crate) struct FakeQueue(pub(crate) Rc<RefCell<Vec<Queued>>>);
 
-struct FakeJob(Queued, Rc<RefCell<Vec<Queued>>>);
+pub(crate) struct FakeJob(Queued, Rc<RefCell<Vec<Queued>>>);
 
 impl Job for FakeJob {
     fn pid(&self) -> u32 {
@@ -533,7 +541,7 @@ impl Queue for FakeQueue {
     }
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client {
         remote_ip: b"192.0.2.1".to_vec(),
         remote_host: b"client.example".to_vec(),

@@ -300,6 +300,39 @@ pub const TARGETS: &[Target] = &[
         ],
         max_len: 1 << 13,
     },
+    Target {
+        name: "ucspitls",
+        what: "qmail-core UCSPI-TLS variable block (engine answer) and certificate bundle",
+        run: crate::tls::ucspitls_vars,
+        seeds: &[
+            b"SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=TLS_AES_256_GCM_SHA384\0\0",
+            b"\0",
+            b"RELAYCLIENT=\0\0",
+            b"\x00412\0-----BEGIN CERTIFICATE-----",
+        ],
+        max_len: 8192,
+    },
+    Target {
+        name: "smtpd_starttls",
+        what: "qmail-smtpd STARTTLS switch: EHLO keywords, 501/502/530, no reply after STARTTLS",
+        run: crate::tls::smtpd_starttls,
+        seeds: &[
+            b"\x00EHLO x\r\nSTARTTLS\r\nRSET\r\n",
+            b"\x01HELO x\r\nMAIL FROM:<a@b>\r\nSTARTTLS x\r\nSTARTTLS\r\n",
+            b"\x00MAIL FROM:<a@b>\r\nRCPT TO:<u@x.example>\r\nDATA\r\nSTARTTLS\r\n.\r\n",
+        ],
+        max_len: 4096,
+    },
+    Target {
+        name: "popup_stls",
+        what: "qmail-popup CAPA/STLS switch: no reply after STLS, no login before TLS if required",
+        run: crate::tls::popup_stls,
+        seeds: &[
+            b"\x00CAPA\r\nUSER a\r\nSTLS\r\nPASS b\r\n",
+            b"\x01USER a\r\nPASS b\r\nAPOP a b\r\nSTLS\r\n",
+        ],
+        max_len: 4096,
+    },
 ];
 
 /// The target called `name`.

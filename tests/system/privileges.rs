@@ -5,7 +5,9 @@
 //! short-lived programs in flight (qmail-remote held by a receiver that never greets, qmail-getpw
 //! caught by polling /proc during a stream of local deliveries) and audits them the same way. A
 //! third test tampers with the queue's owners and modes and checks that qmail-queue refuses the
-//! message with qmail's exit code and leaves nothing behind.
+//! message with qmail's exit code and leaves nothing behind. A fourth holds a TLS session open
+//! (qmail-tlsd -n in front of qmail-smtpd, STARTTLS done) and audits the TLS engine the same way:
+//! qmailt/nofiles in every slot, no capability, not qmaild, not dumpable.
 
 use qmail_testkit::accounts::{qmail_gid, qmail_uid};
 use qmail_testkit::holder::namespace_of;
@@ -254,6 +256,70 @@ fn privileges_match_the_design_table() {
         "privileges: audited {} processes: {:?}",
         procs.len(),
         procs.iter().map(|p| p.1.as_str()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn privileges_of_the_tls_front() {
+    let Some(sb) = sandbox!("privileges_of_the_tls_front") else {
+        return;
+    };
+    if !sb.has_program("qmail-tlsd") {
+        return;
+    }
+    crate::tls::setup(&sb);
+    sb.sh_ok("rm -f /tmp/holding");
+    let _hold = bg({
+        let mut c = sb.command("python3");
+        c.args(["/tmp/client.py", "hold", "20"]);
+        c
+    });
+    assert!(
+        sb.wait_until(Duration::from_secs(15), || sb.exists("/tmp/holding")),
+        "no TLS session"
+    );
+    let live = |comm: &str| -> Vec<(u32, Creds)> {
+        processes(&sb)
+            .into_iter()
+            .filter(|(pid, c, _)| {
+                c == comm
+                    && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .unwrap_or_default()
+                        .contains(") Z ")
+            })
+            .map(|(pid, _, creds)| (pid, creds))
+            .collect()
+    };
+    let engines: BTreeMap<u32, Creds> = live("qmail-tlsd-io").into_iter().collect();
+    let smtpds: BTreeMap<u32, Creds> = live("qmail-smtpd").into_iter().collect();
+    assert_eq!(
+        (engines.len(), smtpds.len()),
+        (1, 1),
+        "{engines:?} {smtpds:?}"
+    );
+    let nofiles = qmail_gid("nofiles").expect("nofiles");
+    let (qmailt, qmaild) = (qmail_uid("qmailt").unwrap(), qmail_uid("qmaild").unwrap());
+    assert_ne!(qmailt, qmaild);
+    let mut problems = audit("qmail-tlsd-io", &engines, qmailt, nofiles, &[nofiles]);
+    problems.extend(audit("qmail-smtpd", &smtpds, qmaild, nofiles, &[nofiles]));
+    // Not dumpable: /proc/<pid>/mem and environ belong to root, whoever the process runs as.
+    for pid in engines.keys() {
+        for file in ["mem", "environ"] {
+            let owner = std::fs::metadata(format!("/proc/{pid}/{file}")).map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.uid()
+            });
+            if owner.as_ref().ok() != Some(&0) {
+                problems.push(format!(
+                    "/proc/{pid}/{file} is owned by {owner:?}, not root"
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "TLS privilege audit:\n{}",
+        problems.join("\n")
     );
 }
 

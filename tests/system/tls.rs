@@ -184,7 +184,7 @@ elif what == 'hold':
     s.quit()
 "#;
 
-fn setup(sb: &Sandbox) {
+pub(crate) fn setup(sb: &Sandbox) {
     sb.write_control("me", &format!("{DOMAIN}\n"));
     sb.write_control("rcpthosts", &format!("{DOMAIN}\n"));
     for user in ["alice", "bob"] {

@@ -301,3 +301,196 @@ fn copy(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+
+    /// A CA and two leaf certificates (mx.example, other.example) made with the openssl command,
+    /// once per test process.
+    fn pki() -> PathBuf {
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(make_pki).clone()
+    }
+
+    fn make_pki() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("qmail-tls-engine-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=ca 2>/dev/null
+for n in mx.example other.example; do
+  openssl req -newkey rsa:2048 -nodes -keyout $n.key -out $n.csr -subj /CN=$n 2>/dev/null
+  printf 'subjectAltName=DNS:%s\n' $n > $n.ext
+  openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out $n.crt -days 2 -extfile $n.ext 2>/dev/null
+  cat $n.crt $n.key > $n.pem
+done
+cp other.example.pem other.pem"#;
+        let ok = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl failed");
+        dir
+    }
+
+    /// Facts, the line the program read, what the client read, how the engine ended.
+    type Outcome = (Vec<(String, String)>, Vec<u8>, Vec<u8>, Ended);
+
+    fn file(fd: impl Into<OwnedFd>) -> File {
+        File::from(fd.into())
+    }
+
+    /// One session: the engine in a thread, a rustls client limited to `versions` asking for
+    /// `sni`; the program's side says hello, reads the client's line and closes. Returns the
+    /// facts, the line the program read, what the client read, and how the engine ended.
+    fn session(versions: &[&'static rustls::SupportedProtocolVersion], sni: &str) -> Outcome {
+        let dir = pki();
+        let entries = vec![
+            qmail_core::ucspitls::BundleEntry {
+                name: String::new(),
+                pem: std::fs::read(dir.join("mx.example.pem")).unwrap(),
+            },
+            qmail_core::ucspitls::BundleEntry {
+                name: "other.example".into(),
+                pem: std::fs::read(dir.join("other.pem")).unwrap(),
+            },
+        ];
+        let provider = crate::config::provider();
+        let certs =
+            crate::config::certificates(&entries, &provider, &mut |w| panic!("{w}")).unwrap();
+        let config = Arc::new(crate::config::server_config(certs, provider.clone()).unwrap());
+        let (net, client_sock) = UnixStream::pair().unwrap();
+        let (ctl, app_ctl) = UnixStream::pair().unwrap();
+        let (app_read, to_app) = nix::unistd::pipe().unwrap();
+        let (from_app, app_write) = nix::unistd::pipe().unwrap();
+        let plumbing = Plumbing {
+            net_in: file(net.try_clone().unwrap()),
+            net_out: file(net),
+            ctl: file(ctl),
+            to_app: file(to_app),
+            from_app: file(from_app),
+        };
+        let limits = Limits {
+            handshake: 10,
+            idle: 10,
+        };
+        let engine = std::thread::spawn(move || serve(config, plumbing, limits));
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(dir.join("ca.crt")).unwrap())
+            .unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(sni.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(client_config), name).unwrap();
+        let client = std::thread::spawn(move || {
+            let mut tls = rustls::StreamOwned::new(conn, client_sock);
+            tls.write_all(b"ping\n").unwrap();
+            let mut got = Vec::new();
+            let _ = tls.read_to_end(&mut got);
+            got
+        });
+        let mut app_ctl = app_ctl;
+        app_ctl.write_all(b"Y").unwrap();
+        let facts = qmail_core::ucspitls::read_vars(&mut app_ctl).unwrap();
+        let mut line = vec![0u8; 5];
+        file(app_read).read_exact(&mut line).unwrap();
+        let mut w = file(app_write);
+        w.write_all(b"pong\n").unwrap();
+        drop(w);
+        let got = client.join().unwrap();
+        let ended = engine.join().unwrap().unwrap();
+        (facts, line, got, ended)
+    }
+
+    fn fact<'a>(facts: &'a [(String, String)], name: &str) -> &'a str {
+        facts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn tls13_and_tls12_sessions_with_sni() {
+        let (facts, line, got, ended) = session(&[&rustls::version::TLS13], "mx.example");
+        assert_eq!(
+            (line.as_slice(), got.as_slice(), ended),
+            (&b"ping\n"[..], &b"pong\n"[..], Ended::Done)
+        );
+        assert_eq!(fact(&facts, "SSL_PROTOCOL"), "TLSv1.3");
+        assert!(fact(&facts, "SSL_CIPHER").starts_with("TLS_"), "{facts:?}");
+        assert_eq!(fact(&facts, "SSL_TLS_SNI"), "mx.example");
+        // TLS 1.2 with the SNI certificate (the client verifies it for other.example).
+        let (facts, _, got, _) = session(&[&rustls::version::TLS12], "other.example");
+        assert_eq!(got, b"pong\n");
+        assert_eq!(fact(&facts, "SSL_PROTOCOL"), "TLSv1.2");
+        assert!(
+            fact(&facts, "SSL_CIPHER").starts_with("ECDHE-RSA-"),
+            "{facts:?}"
+        );
+        assert_eq!(fact(&facts, "SSL_TLS_SNI"), "other.example");
+    }
+
+    #[test]
+    fn not_asked_and_garbage() {
+        let dir = pki();
+        let pem = std::fs::read(dir.join("mx.example.pem")).unwrap();
+        let provider = crate::config::provider();
+        let entry = qmail_core::ucspitls::BundleEntry {
+            name: String::new(),
+            pem,
+        };
+        let certs = crate::config::certificates(&[entry], &provider, &mut |_| {}).unwrap();
+        let config = Arc::new(crate::config::server_config(certs, provider).unwrap());
+        let plumbing = |cmd: &[u8], net_bytes: &[u8]| {
+            let (net, mut peer) = UnixStream::pair().unwrap();
+            let (ctl, mut app_ctl) = UnixStream::pair().unwrap();
+            let (_r, to_app) = nix::unistd::pipe().unwrap();
+            let (from_app, _w) = nix::unistd::pipe().unwrap();
+            app_ctl.write_all(cmd).unwrap();
+            drop(app_ctl);
+            peer.write_all(net_bytes).unwrap();
+            drop(peer);
+            (
+                Plumbing {
+                    net_in: file(net.try_clone().unwrap()),
+                    net_out: file(net),
+                    ctl: file(ctl),
+                    to_app: file(to_app),
+                    from_app: file(from_app),
+                },
+                (_r, _w),
+            )
+        };
+        let limits = Limits {
+            handshake: 5,
+            idle: 5,
+        };
+        let (p, _keep) = plumbing(b"", b"");
+        assert_eq!(serve(config.clone(), p, limits), Ok(Ended::NotAsked));
+        let (p, _keep) = plumbing(b"x", b"");
+        assert!(serve(config.clone(), p, limits).is_err());
+        // Plaintext where a ClientHello belongs (an injected command): the handshake fails.
+        let (p, _keep) = plumbing(b"Y", b"RSET\r\nQUIT\r\n");
+        let err = serve(config.clone(), p, limits).unwrap_err();
+        assert!(err.starts_with("TLS handshake failed"), "{err}");
+        // A key that does not belong to the certificate is refused at load.
+        let mixed = [
+            std::fs::read(dir.join("mx.example.crt")).unwrap(),
+            std::fs::read(dir.join("other.example.key")).unwrap(),
+        ]
+        .concat();
+        assert!(crate::config::certified_key(&mixed, &crate::config::provider()).is_err());
+    }
+}

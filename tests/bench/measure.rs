@@ -106,6 +106,64 @@ pub fn smtp_in(mta: &Mta, sessions: usize, n: usize, size: usize) -> Run {
     Run::ended(n, start, busy, accepted)
 }
 
+/// A TLS-capable SMTP load generator (smtp-source has no STARTTLS): `threads` threads send `n`
+/// messages of `size` bytes in all, one per connection, to 127.0.0.1:PORT, with STARTTLS (no
+/// certificate check) when TLS is 1.
+const SMTP_CLIENT: &str = r#"
+import smtplib, ssl, sys, threading
+port, n, threads, size, tls = (int(x) for x in sys.argv[1:6])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+line = "x" * 75 + "\r\n"
+msg = "From: alice@test.example\r\nTo: bob@test.example\r\nSubject: bench\r\n\r\n" + line * (size // 77 + 1)
+def worker(k):
+    for i in range(k, n, threads):
+        s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", timeout=120)
+        if tls:
+            s.starttls(context=ctx)
+        s.sendmail("alice@test.example", ["bob@test.example"], msg)
+        s.quit()
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+for x in ts: x.start()
+for x in ts: x.join()
+"#;
+
+/// SMTP in through [`SMTP_CLIENT`]: port 25 in plain text or port 2525 with STARTTLS (qmail-smtpd
+/// behind qmail-tlsd -n; Postfix's smtpd with smtpd_tls_security_level=may), `sessions` in
+/// parallel, `n` messages of `size` bytes; times acceptance and delivery into Maildir/new.
+pub fn smtp_in_python(mta: &Mta, tls: bool, sessions: usize, n: usize, size: usize) -> Run {
+    mta.clear_maildirs();
+    mta.sb
+        .write_file("/tmp/smtp-client.py", SMTP_CLIENT.as_bytes(), "root", 0o644);
+    let start = Instant::now();
+    let busy = busy_seconds();
+    let port = if tls { "2525" } else { "25" };
+    let out = mta
+        .sb
+        .command("python3")
+        .arg("/tmp/smtp-client.py")
+        .args([
+            port,
+            &n.to_string(),
+            &sessions.to_string(),
+            &size.to_string(),
+        ])
+        .arg(if tls { "1" } else { "0" })
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench: unable to run python3");
+    let accepted = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "bench: the SMTP client failed against {}: {}",
+        mta.kind.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait("SMTP delivery", || mta.delivered() >= n);
+    Run::ended(n, start, busy, accepted)
+}
+
 /// Runs `threads` concurrent `sendmail -f alice@test.example RCPT` as alice, `n` in all.
 const INJECTOR: &str = r#"
 import os, subprocess, sys, threading

@@ -46,6 +46,26 @@ NOFILESGID=`id -g qmaild`\n\
 exec tcpserver -R -H -l test.example -x /etc/tcp.smtp.cdb -c 120 -b 128 \\\n\
   -u \"$QMAILDUID\" -g \"$NOFILESGID\" 127.0.0.1 25 /var/qmail/bin/qmail-smtpd 2>&1\n";
 
+/// The same qmail-smtpd on 127.0.0.1:2525 behind qmail-tlsd -n: STARTTLS with a self-signed
+/// control/servercert.pem (the TLS row of the bench).
+const SMTPD_TLS_RUN: &str = "#!/bin/sh\n\
+QMAILDUID=`id -u qmaild`\n\
+NOFILESGID=`id -g qmaild`\n\
+exec tcpserver -R -H -l test.example -x /etc/tcp.smtp.cdb -c 120 -b 128 127.0.0.1 2525 \\\n\
+  /var/qmail/bin/qmail-tlsd -n -u \"$QMAILDUID\" -g \"$NOFILESGID\" /var/qmail/bin/qmail-smtpd 2>&1\n";
+
+/// A self-signed certificate and key for test.example in /tmp/bench.crt, /tmp/bench.key and
+/// (both) /tmp/bench.pem, for the STARTTLS rows.
+const CERT: &str = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test.example \
+-addext subjectAltName=DNS:test.example -keyout /tmp/bench.key -out /tmp/bench.crt 2>/dev/null && \
+cat /tmp/bench.crt /tmp/bench.key > /tmp/bench.pem";
+
+/// Postfix's STARTTLS service on 127.0.0.1:2525 (an smtpd with `smtpd_tls_security_level=may`
+/// and the same certificate; port 25 stays as it was).
+const POSTFIX_TLS: &str = "postconf -M '2525/inet=2525 inet n - n - - smtpd' && \
+postconf -P '2525/inet/smtpd_tls_security_level=may' \
+'2525/inet/smtpd_tls_cert_file=/tmp/bench.crt' '2525/inet/smtpd_tls_key_file=/tmp/bench.key'";
+
 /// Postfix's main.cf for the sandbox: local domain test.example, Maildir delivery, loopback only.
 const MAIN_CF: &str = "compatibility_level = 3.6
 myhostname = test.example
@@ -106,6 +126,7 @@ impl Mta {
             std::process::exit(1)
         });
         sb.sh_ok(&format!("HOST={}; {POSTFIX_ACCOUNTS}", host_root()));
+        sb.sh_ok(CERT);
         bind_disk(&sb, &format!("{disk}/home"), "/home");
         homes(&sb);
         match kind {
@@ -136,6 +157,16 @@ impl Mta {
                     qmail_testkit::services::SMTPD_LOG_RUN,
                     "/var/log/qmail/smtpd",
                 );
+                sb.sh_ok(
+                    "cp /tmp/bench.pem /var/qmail/control/servercert.pem && \
+                     chmod 400 /var/qmail/control/servercert.pem",
+                );
+                sb.start_service(
+                    "qmail-smtpd-tls",
+                    SMTPD_TLS_RUN,
+                    "#!/bin/sh\nexec setuidgid qmaill multilog t /var/log/qmail/smtpd-tls\n",
+                    "/var/log/qmail/smtpd-tls",
+                );
             }
             Kind::Postfix => {
                 sb.sh_ok(&format!(
@@ -144,6 +175,7 @@ impl Mta {
                 ));
                 bind_disk(&sb, &format!("{disk}/spool"), "/var/spool/postfix");
                 sb.write_file("/etc/postfix/main.cf", MAIN_CF.as_bytes(), "root", 0o644);
+                sb.sh_ok(POSTFIX_TLS);
                 sb.sh_ok(
                     "postconf -F '*/*/chroot = n' && touch /etc/aliases && \
                      postfix set-permissions >/dev/null 2>&1; postfix check && postfix start",
@@ -155,11 +187,15 @@ impl Mta {
             }
         }
         let mta = Mta { kind, sb };
-        let probe = "import socket; socket.create_connection(('127.0.0.1', 25), 1).close()";
-        let open = mta.sb.wait_until(Duration::from_secs(20), || {
-            mta.sb.run("python3", &["-c", probe]).status.success()
-        });
-        assert!(open, "{}: nothing listens on 127.0.0.1:25", kind.name());
+        for port in [25, 2525] {
+            let probe = format!(
+                "import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
+            );
+            let open = mta.sb.wait_until(Duration::from_secs(20), || {
+                mta.sb.run("python3", &["-c", &probe]).status.success()
+            });
+            assert!(open, "{}: nothing listens on 127.0.0.1:{port}", kind.name());
+        }
         mta
     }
 

@@ -249,6 +249,48 @@ fn run_all(p: &Params, mtas: &[Mta], base: &str) {
         }
     }
 
+    // 1b. The cost of TLS: the same Python client with and without STARTTLS (smtp-source cannot
+    // do TLS), 2 KiB messages, 20 sessions.
+    if section("tls") {
+        let n = if p.rounds == 1 { 100 } else { 400 };
+        for round in 0..p.rounds {
+            for mta in mtas {
+                for tls in [false, true] {
+                    let run = measure::smtp_in_python(mta, tls, 20, n, 2048);
+                    let how = if tls { "starttls" } else { "plain" };
+                    eprintln!(
+                        "bench: smtp {how} round {round} {}: {run:?}",
+                        mta.kind.name()
+                    );
+                    let what = format!(
+                        "SMTP in {}, Python smtplib, 2 KiB, 20 sessions, {n} msgs",
+                        if tls {
+                            "with STARTTLS (port 2525)"
+                        } else {
+                            "plain (same client)"
+                        }
+                    );
+                    sample(
+                        &format!("smtp_{how}_accept"),
+                        &format!("{what}: accepted"),
+                        "msg/s",
+                        "high",
+                        mta.kind.name(),
+                        run.accepted_per_s,
+                    );
+                    sample(
+                        &format!("smtp_{how}_cpu"),
+                        &format!("{what}: CPU time per message, whole machine"),
+                        "ms/msg",
+                        "low",
+                        mta.kind.name(),
+                        run.cpu_ms_per_msg,
+                    );
+                }
+            }
+        }
+    }
+
     // 2. Local injection through sendmail, until delivered.
     if section("local") {
         for round in 0..p.rounds {

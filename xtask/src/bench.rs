@@ -207,7 +207,11 @@ pub const SETUP: &str = "\
 - Load: Postfix's smtp-source (1, 20, 100 parallel sessions, one message per connection), Python
   driving 10 concurrent `sendmail -f` as an ordinary user, Postfix's smtp-sink on 127.0.0.2:25 as
   the remote peer (its counter is checked; no bounces allowed), 20 concurrent qmail-queue
-  injectors for the todo/ backlog row (ours only).
+  injectors for the todo/ backlog row (ours only). The cost of TLS: Python smtplib in 20
+  threads, one message per connection, once in plain text on port 25 and once with STARTTLS
+  (TLS 1.3, self-signed RSA 2048 certificate, no verification) on port 2525, where qmail-smtpd
+  runs behind `qmail-tlsd -n` and Postfix has an smtpd with `smtpd_tls_security_level=may`
+  (smtp-source cannot do TLS).
 - Storage: both queues and the maildirs live on the host disk below /var/tmp (bound into the
   sandboxes); the disk limit is measured there too.
 - fsyncs: one extra round of SMTP in -> Maildir under `strace -f -Y` attached to every process of

@@ -2,8 +2,8 @@
 //! working directory and environment of the program it execs.
 //!
 //! The success cases run as root inside `unshare --mount` with a private /etc/passwd, /etc/group
-//! and /etc/shadow bind-mounted over the host's (never modified) and a tmpfs on /home. Without
-//! root they print a loud SKIPPED line and pass; the misuse cases run everywhere.
+//! and /etc/shadow bind-mounted over the host's (never modified) and a fresh tmpfs on each test
+//! user's home (qmail_testkit::fresh: nothing else of /home is hidden). Without root they print a loud SKIPPED line and pass; the misuse cases run everywhere.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -82,11 +82,12 @@ fn success_sets_identity_home_and_environment() {
         format!("root:*:1::::::\ncarol:{CAROL_HASH}:1::::::\ndave:{DAVE_HASH}:1::::::\n"),
     )
     .unwrap();
+    // $FRESH: the users' homes as fresh tmpfs, nothing else of /home hidden.
+    let fresh = qmail_testkit::fresh::script(&["/home/carol", "/home/dave"]);
     let prelude =
         "mount --bind \"$W/passwd\" /etc/passwd && mount --bind \"$W/group\" /etc/group && \
-                   mount --bind \"$W/shadow\" /etc/shadow && mount -t tmpfs none /home && \
-                   mkdir /home/carol /home/dave && chown 4250:4250 /home/carol && \
-                   chown 4251:4250 /home/dave";
+                   mount --bind \"$W/shadow\" /etc/shadow && (eval \"$FRESH\") && \
+                   chown 4250:4250 /home/carol && chown 4251:4250 /home/dave";
     // The fd 3 test runs first, before any command substitution opens a pipe of its own.
     let probe = "if test -e /proc/$$/fd/3; then F=open; else F=closed; fi; \
                  echo \"$USER|$HOME|$SHELL|$(pwd)|$(id -u)|$(id -g)|$(id -G)|fd3-$F\"";
@@ -110,7 +111,11 @@ fn success_sets_identity_home_and_environment() {
         let script = format!(
             "unshare --mount --propagation private sh -c '{prelude} && exec 3<\"$FD3\" && exec \"$CP\" sh -c \"$PROBE\"'"
         );
-        let (code, out) = run_sh(&script, fd3, &[("W", w), ("PROBE", probe)]);
+        let (code, out) = run_sh(
+            &script,
+            fd3,
+            &[("W", w), ("PROBE", probe), ("FRESH", &fresh)],
+        );
         assert_eq!(
             code,
             *want_code,
@@ -136,7 +141,11 @@ fn success_sets_identity_home_and_environment() {
         let script = format!(
             "unshare --mount --propagation private sh -c '{prelude} && exec 3<\"$FD3\" && {limit} exec \"$CP\" true'"
         );
-        let (code, _) = run_sh(&script, b"dave\0correct horse\0", &[("W", w)]);
+        let (code, _) = run_sh(
+            &script,
+            b"dave\0correct horse\0",
+            &[("W", w), ("FRESH", &fresh)],
+        );
         assert_eq!(code, want, "yescrypt with limit {limit:?}");
     }
     let _ = std::fs::remove_dir_all(&work);

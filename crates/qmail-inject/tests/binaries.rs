@@ -1,7 +1,7 @@
 //! Runs the built qmail-inject, sendmail and predate. qmail-inject and sendmail change to
 //! /var/qmail, so those tests run as root inside a private mount namespace (`unshare --mount`)
-//! where a scratch directory is bind-mounted on /var/qmail (over a tmpfs /var); they print a loud
-//! SKIPPED line when not root. `$QMAILQUEUE` points at a stand-in script that records fd 0 (the
+//! where a scratch directory is bind-mounted on /var/qmail (nothing else of /var is hidden: the
+//! checkout may live below it); they print a loud SKIPPED line when not root. `$QMAILQUEUE` points at a stand-in script that records fd 0 (the
 //! message) and fd 1 (the envelope) and exits with `$QQ_EXIT`.
 
 use std::io::Write;
@@ -64,7 +64,8 @@ impl Home {
     /// mount namespace where this home is /var/qmail.
     fn run(&self, program: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
         let setup = format!(
-            "mount -t tmpfs none /var && mkdir /var/qmail && mount --bind {} /var/qmail && exec \"$@\"",
+            "{}\nmount --bind {} /var/qmail && exec \"$@\"",
+            qmail_testkit::fresh::script(&["/var/qmail"]),
             self.dir.display()
         );
         let mut cmd = Command::new("unshare");

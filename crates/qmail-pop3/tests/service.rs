@@ -2,8 +2,9 @@
 //! qmail-pop3d Maildir`, driven by Python's poplib and by curl's pop3:// support.
 //!
 //! Runs as root inside `unshare --mount --net` (loopback only, its own port 110), with a private
-//! /etc/passwd, /etc/group and /etc/shadow bind-mounted over the host's and a tmpfs on /home, so
-//! the host is never touched. Without root it prints a loud SKIPPED line and passes.
+//! /etc/passwd, /etc/group and /etc/shadow bind-mounted over the host's and a fresh tmpfs on each
+//! test user's home (qmail_testkit::fresh: nothing else of /home is hidden), so the host is never
+//! touched. Without root it prints a loud SKIPPED line and passes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -175,8 +176,11 @@ fn pop3_service_under_tcpserver() {
     let mut script = String::from(
         "set -e\nip link set lo up\n\
          mount --bind \"$W/passwd\" /etc/passwd\nmount --bind \"$W/group\" /etc/group\n\
-         mount --bind \"$W/shadow\" /etc/shadow\nmount -t tmpfs none /home\n\
-         for u in alice bob; do mkdir -p /home/$u/Maildir/tmp /home/$u/Maildir/new /home/$u/Maildir/cur; done\n",
+         mount --bind \"$W/shadow\" /etc/shadow\n",
+    );
+    script.push_str(&qmail_testkit::fresh::script(&["/home/alice", "/home/bob"]));
+    script.push_str(
+        "\nfor u in alice bob; do mkdir -p /home/$u/Maildir/tmp /home/$u/Maildir/new /home/$u/Maildir/cur; done\n",
     );
     for (i, (path, body)) in messages.iter().enumerate() {
         std::fs::write(work.join(format!("m{i}")), body).unwrap();

@@ -58,7 +58,7 @@ fn run(
     .unwrap();
     std::fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = format!(
-        "set -e\nip link set lo up\nmount -t tmpfs none /var\nmkdir -p /var/qmail/control\n\
+        "set -e\nip link set lo up\n{fresh}\nmkdir -p /var/qmail/control\n\
 cp {d}/qmqpservers /var/qmail/control/qmqpservers\n\
 QMAILQUEUE={queue} tcpserver -q -R -H 127.0.0.1 628 {qmqpd} &\nserver=$!\n\
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do\n\
@@ -67,6 +67,7 @@ set +e\n{qmqpc} < {d}/message.in 1< {d}/envelope.in\necho $? > {d}/code\nkill $s
         queue = queue.display(),
         qmqpd = qmqpd().display(),
         qmqpc = env!("CARGO_BIN_EXE_qmail-qmqpc"),
+        fresh = qmail_testkit::fresh::script(&["/var/qmail"]),
     );
     let status = Command::new("unshare")
         .args([

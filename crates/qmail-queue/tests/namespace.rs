@@ -1,6 +1,7 @@
 //! System test of the real qmail-queue and qmail-clean binaries, installed setuid/owned as qmail
-//! installs them, in a private mount namespace (a tmpfs on /var and private /etc/passwd and
-//! /etc/group bind-mounted over the host's; the host is never touched).
+//! installs them, in a private mount namespace (a tmpfs on /var that carries the host's other
+//! entries of /var, qmail_testkit::fresh::shadow, and private /etc/passwd and /etc/group
+//! bind-mounted over the host's; the host is never touched).
 //!
 //! As root the test re-runs itself under `unshare --mount --propagation private`; otherwise it
 //! prints a loud SKIPPED line (DESIGN.md §6). It checks mess/intd/todo byte for byte, the
@@ -132,15 +133,19 @@ fn make_queue() {
 }
 
 fn inner(clean: &Path) {
-    sh(&[
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "mode=0755",
-        "qmail-queue-test",
+    // /var becomes a tmpfs carrying the host's entries, except the names this test makes there.
+    qmail_testkit::fresh::make_shadow(
         "/var",
-    ]);
+        &[
+            "qmail",
+            "qmail.off",
+            "qmail-queue.copy",
+            "passwd",
+            "group",
+            "passwd.noalias",
+        ],
+    )
+    .unwrap();
     fs::write("/var/passwd", PASSWD).unwrap();
     fs::write("/var/group", GROUP).unwrap();
     sh(&["mount", "--bind", "/var/passwd", "/etc/passwd"]);

@@ -2,9 +2,9 @@
 //! /etc/resolv.conf, delivers to SMTP sinks on port 25 of loopback addresses.
 //!
 //! Runs as root inside a new mount and network namespace (`unshare --mount --net`): loopback is
-//! brought up, a tmpfs is mounted on /var (nothing is created on the host's /var), a test DNS
-//! server listens on 127.0.0.1:53 and /etc/resolv.conf is bind-mounted to point at it. The
-//! outer test re-runs this test binary inside the namespace; without root it prints a loud
+//! brought up, /var/qmail is a fresh tmpfs (qmail_testkit::fresh: nothing else is hidden and
+//! nothing is created on the host), a test DNS server listens on 127.0.0.1:53 and
+//! /etc/resolv.conf is bind-mounted to point at it. The outer test re-runs this test binary inside the namespace; without root it prints a loud
 //! SKIPPED line (and fails when QMAIL_REQUIRE_SYSTEM_TESTS=1, as in CI). The sinks listen on
 //! 127.0.0.2, which is routed on lo but is not one of lo's addresses, so it does not count as
 //! "this host" for the MX check.
@@ -89,9 +89,10 @@ fn accepted(ip: &str) -> String {
 }
 
 fn inner() {
-    // the namespace: loopback up, a private /var, a resolv.conf pointing at our DNS server
+    // the namespace: loopback up, a private /var/qmail, a resolv.conf pointing at our DNS server
     sh("ip link set lo up");
-    sh("mount -t tmpfs none /var && mkdir -p /var/qmail/control /var/qmail/queue/lock");
+    qmail_testkit::fresh::make(&["/var/qmail"]).unwrap();
+    sh("mkdir -p /var/qmail/control /var/qmail/queue/lock");
     fs::write("/var/qmail/queue/lock/tcpto", [0u8; 1024]).unwrap();
     fs::write("/var/qmail/control/me", "me.test\n").unwrap();
     fs::write("/var/qmail/control/helohost", "helo.test\n").unwrap();
@@ -102,11 +103,11 @@ fn inner() {
     )
     .unwrap();
     fs::write(
-        "/var/resolv.conf",
+        "/var/qmail/resolv.conf",
         "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n",
     )
     .unwrap();
-    sh("mount --bind /var/resolv.conf /etc/resolv.conf");
+    sh("mount --bind /var/qmail/resolv.conf /etc/resolv.conf");
 
     let mut zone = vec![
         ("plain.test", Data::A([127, 0, 0, 2])),

@@ -12,6 +12,7 @@
 //! it fails.
 
 pub mod accounts;
+pub mod fresh;
 pub mod helper;
 pub mod holder;
 pub mod mail;

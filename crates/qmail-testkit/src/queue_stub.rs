@@ -4,12 +4,14 @@
 //!
 //! The stand-in is a shell script named by `$QMAILQUEUE`: it copies the message (fd 0) to
 //! `$QQ_OUT/qq.msg`, the envelope (fd 1) to `$QQ_OUT/qq.env`, and exits `$QQ_EXIT` (default 0).
-//! Only std and `qmail_core::conf` are used, so any crate can take this as a dev-dependency.
+//! Only std, `qmail_core::conf` and [`crate::fresh`] are used, so any crate can take this as a
+//! dev-dependency.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The stand-in script.
 pub const SCRIPT: &str =
@@ -37,23 +39,26 @@ pub fn recorded(dir: &Path) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// The command prefix that runs a program (appended by the caller, with its arguments) where
-/// `/var/qmail` exists: nothing when the host has it; as root, a private mount namespace with a
-/// tmpfs on `/var` holding an empty `/var/qmail` (the host is untouched), when unshare(1) works;
-/// `None` otherwise (the caller prints a loud SKIPPED line).
+/// `/var/qmail` exists: as root, a private mount namespace where `/var/qmail` is a fresh, empty
+/// tmpfs and nothing else is hidden ([`crate::fresh`]), so neither a host's own /var/qmail nor
+/// the lack of one changes what the program sees, when unshare(1) works; nothing when not root
+/// and the host has `/var/qmail`; `None` otherwise (the caller prints a loud SKIPPED line).
 pub fn var_qmail_prefix() -> Option<Vec<&'static str>> {
-    if Path::new(qmail_core::conf::HOME).is_dir() {
-        return Some(vec![]);
-    }
+    static SCRIPT: OnceLock<String> = OnceLock::new();
     let is_root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| o.stdout == b"0\n")
         .unwrap_or(false);
-    // A scratch directory under /var would vanish under the tmpfs.
-    if !is_root || std::env::temp_dir().starts_with("/var") {
-        return None;
+    if !is_root {
+        return Path::new(qmail_core::conf::HOME).is_dir().then(Vec::new);
     }
-    let script = "mount -t tmpfs none /var && mkdir /var/qmail && exec \"$0\" \"$@\"";
+    let script = SCRIPT.get_or_init(|| {
+        format!(
+            "{}\nexec \"$0\" \"$@\"",
+            crate::fresh::script(&[qmail_core::conf::HOME])
+        )
+    });
     let prefix = vec![
         "unshare",
         "--mount",
@@ -61,7 +66,7 @@ pub fn var_qmail_prefix() -> Option<Vec<&'static str>> {
         "private",
         "sh",
         "-c",
-        script,
+        script.as_str(),
     ];
     let probe = Command::new(prefix[0])
         .args(&prefix[1..])

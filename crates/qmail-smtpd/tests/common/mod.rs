@@ -91,7 +91,8 @@ pub fn run(
     .unwrap();
     std::fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = format!(
-        "mount -t tmpfs none /var && mkdir -p /var/qmail && cp -r {d}/control /var/qmail/control && exec {program}"
+        "{}\ncp -r {d}/control /var/qmail/control && exec {program}",
+        qmail_testkit::fresh::script(&["/var/qmail"])
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);

@@ -150,6 +150,7 @@ fn pop3_service_under_tcpserver() {
         return;
     }
     let checkpw = checkpassword();
+    let pop3d = qmail_testkit::reach::world_executable(Path::new(POP3D));
     let work = std::env::temp_dir().join(format!("qmail-pop3-it-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
@@ -214,11 +215,13 @@ fn pop3_service_under_tcpserver() {
         ])
         .env("W", &work)
         .env("POPUP", POPUP)
-        .env("POP3D", POP3D)
+        // Runs as the mailbox owner, so it must be reachable wherever the checkout lives.
+        .env("POP3D", &pop3d)
         .env("CHECKPW", &checkpw)
         .env("TOTAL", total.to_string())
         .output()
         .expect("run unshare");
+    let _ = std::fs::remove_dir_all(pop3d.parent().unwrap());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -257,8 +260,11 @@ const NOBODY: u32 = 65534;
 fn run_as(bin: &str, args: &[&str], dir: &Path, input: &[u8], as_root: bool) -> (i32, Vec<u8>) {
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
-    let mut cmd = Command::new(bin);
-    if bin == POP3D && !as_root && nix::unistd::geteuid().is_root() {
+    let drop_root = bin == POP3D && !as_root && nix::unistd::geteuid().is_root();
+    // nobody cannot search a checkout below /root: it runs a reachable copy.
+    let copy = drop_root.then(|| qmail_testkit::reach::world_executable(Path::new(bin)));
+    let mut cmd = Command::new(copy.as_deref().unwrap_or(Path::new(bin)));
+    if drop_root {
         cmd.uid(NOBODY).gid(NOBODY);
     }
     let mut child = cmd
@@ -272,6 +278,9 @@ fn run_as(bin: &str, args: &[&str], dir: &Path, input: &[u8], as_root: bool) -> 
     // A program that exits without reading (usage, root) may close the pipe first.
     let _ = child.stdin.take().unwrap().write_all(input);
     let out = child.wait_with_output().unwrap();
+    if let Some(dir) = copy.as_deref().and_then(Path::parent) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 

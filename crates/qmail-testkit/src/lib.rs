@@ -18,6 +18,7 @@ pub mod holder;
 pub mod mail;
 pub mod procs;
 pub mod queue_stub;
+pub mod reach;
 pub mod sandbox;
 pub mod services;
 

@@ -15,8 +15,9 @@
 //! EXIT CODES: 1 login refused (unknown user, wrong or empty password, unusable hash, too much
 //! input) or identity change failed (as in the reference); 2 misuse (no program to run, fd 3
 //! data without its two NULs); 111 temporary failure (fd 3 or /etc/shadow unreadable, chdir or
-//! exec failed). A refusal waits [`FAIL_DELAY`] first. An unknown user costs the same hash
-//! computation as a known one, so timing does not tell them apart.
+//! exec failed). A refusal waits [`FAIL_DELAY`] first. An unknown login, a locked account and a
+//! wrong password cost the same hash computation, of the scheme and cost /etc/shadow's hashes
+//! use ([`dummy`]), so timing does not tell them apart.
 //!
 //! SECURITY / trust: fd 3 comes from the network through qmail-popup and is untrusted: it is
 //! bounded, parsed without panicking, and the password is never printed and is wiped from memory
@@ -24,6 +25,7 @@
 //! reference implementation, so APOP logins always fail.
 #![deny(missing_docs)]
 
+pub mod dummy;
 pub mod shadow;
 
 use std::ffi::{CString, OsString};
@@ -35,9 +37,6 @@ use std::time::Duration;
 pub const MAX_INPUT: usize = 512;
 /// Pause before reporting a refused login, to slow down guessing.
 pub const FAIL_DELAY: Duration = Duration::from_secs(1);
-/// A sha512-crypt hash that matches no password anyone types (checked for unknown users).
-const DUMMY_HASH: &[u8] =
-    b"$6$qmailrsdummy$zvGIV/Pr7rzrDQmlYDXP0D/lZ3et1HVS8boTsHGQpdRM93RdY1bwD5OTNvysMkOTyI4/nFS0sA2L7ztQwqm2y0";
 /// Exit code: login refused.
 pub const EXIT_REFUSED: i32 = 1;
 /// Exit code: misuse.
@@ -163,31 +162,38 @@ fn account(login: &[u8]) -> Result<Account, i32> {
 }
 
 /// Decides whether the credentials are good; returns the account or the exit code.
+///
+/// Every refusal costs one hash computation of the system's scheme and cost: a wrong password
+/// the user's own hash; a locked entry (`!` before a hash) that hash, result ignored; an unknown
+/// login, or an account without a usable hash (`*`, `!`, empty, a scheme not understood), the
+/// [`dummy`] made like the real hashes of /etc/shadow. The whole shadow file is read each time.
 pub fn authenticate(creds: &Credentials, shadow_path: &std::path::Path) -> Result<Account, i32> {
-    let acct = match account(&creds.login) {
-        Ok(a) => a,
-        Err(code) => {
-            // Spend the time a real check takes, so unknown names are not revealed by timing.
-            let _ = verify(&creds.password, DUMMY_HASH);
-            return Err(code);
-        }
-    };
-    let hash = match std::fs::File::open(shadow_path) {
-        Ok(f) => match shadow::lookup(&mut io::BufReader::new(f), &acct.name) {
-            Ok(Some(h)) => h,
-            Ok(None) => acct.passwd.clone(),
-            Err(_) => return Err(EXIT_TEMP),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => acct.passwd.clone(),
+    let acct = account(&creds.login);
+    let name = acct.as_ref().map_or(&creds.login, |a| &a.name);
+    let found = match std::fs::File::open(shadow_path) {
+        Ok(f) => shadow::scan(&mut io::BufReader::new(f), name).map_err(|_| EXIT_TEMP)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => shadow::Found::default(),
         Err(_) => return Err(EXIT_TEMP),
     };
-    if hash.starts_with(b"$y$") && !room_for_yescrypt() {
+    let hash = match &acct {
+        Ok(a) => found.hash.clone().unwrap_or_else(|| a.passwd.clone()),
+        Err(_) => Vec::new(),
+    };
+    let locked = hash.strip_prefix(b"!").filter(|h| dummy::computed(h));
+    let (check, may_match) = match locked {
+        Some(h) => (h.to_vec(), false),
+        None if dummy::computed(&hash) => (hash, true),
+        None => (dummy::dummy(found.model.as_deref()), false),
+    };
+    if check.starts_with(b"$y$") && !room_for_yescrypt() {
         // yescrypt's default parameters allocate about 16 MiB; under a tighter softlimit the
         // allocation would abort the process ("child crashed"). Say why and fail temporarily.
         eprintln!("checkpassword: fatal: memory limit too low for yescrypt (needs {YESCRYPT_MEMORY} bytes)");
         return Err(EXIT_TEMP);
     }
-    if verify(&creds.password, &hash) {
+    let matched = verify(&creds.password, &check);
+    let acct = acct?;
+    if matched && may_match {
         Ok(acct)
     } else {
         Err(EXIT_REFUSED)
@@ -332,14 +338,6 @@ mod tests {
                 assert!(!verify(b"hunter2", &hash[..cut]));
             }
         }
-    }
-
-    #[test]
-    fn dummy_hash_is_well_formed() {
-        use sha_crypt::PasswordVerifier as _;
-        let dummy = std::str::from_utf8(DUMMY_HASH).unwrap();
-        let got = sha_crypt::ShaCrypt::default().verify_password(b"guess", dummy);
-        assert_eq!(got, Err(sha_crypt::password_hash::Error::PasswordInvalid));
     }
 
     #[test]

@@ -11,12 +11,24 @@ pub const MAX_LINE: usize = 4096;
 /// Most lines read before giving up (an absurd file is a temporary failure).
 pub const MAX_LINES: usize = 1_000_000;
 
-/// The second field of the first line whose first field is `name`; `None` if there is none.
-pub fn lookup(r: &mut impl BufRead, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+/// What one pass over the shadow file found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The second field of the first line whose first field is the name looked for.
+    pub hash: Option<Vec<u8>>,
+    /// The last hash of the file of a scheme checkpassword computes (a locked entry's `!`
+    /// stripped): the model of [`crate::dummy`].
+    pub model: Option<Vec<u8>>,
+}
+
+/// Reads the whole file (so that the time taken does not depend on where `name` is) and
+/// returns `name`'s hash and the model hash.
+pub fn scan(r: &mut impl BufRead, name: &[u8]) -> io::Result<Found> {
+    let mut found = Found::default();
     let mut skipping = false;
     for _ in 0..MAX_LINES {
         let Some(line) = qmail_core::getln::read_line(r, b'\n', MAX_LINE)? else {
-            return Ok(None);
+            return Ok(found);
         };
         let was_skipping = skipping;
         skipping = !line.complete && line.bytes.len() >= MAX_LINE;
@@ -25,10 +37,14 @@ pub fn lookup(r: &mut impl BufRead, name: &[u8]) -> io::Result<Option<Vec<u8>>> 
         }
         let text = line.bytes.strip_suffix(b"\n").unwrap_or(&line.bytes);
         let mut fields = text.split(|&c| c == b':');
-        if fields.next() == Some(name) {
-            if let Some(hash) = fields.next() {
-                return Ok(Some(hash.to_vec()));
-            }
+        let user = fields.next();
+        let Some(hash) = fields.next() else { continue };
+        if user == Some(name) && found.hash.is_none() {
+            found.hash = Some(hash.to_vec());
+        }
+        let unlocked = hash.strip_prefix(b"!").unwrap_or(hash);
+        if crate::dummy::computed(unlocked) {
+            found.model = Some(unlocked.to_vec());
         }
     }
     Err(io::Error::from(io::ErrorKind::InvalidData))
@@ -37,6 +53,10 @@ pub fn lookup(r: &mut impl BufRead, name: &[u8]) -> io::Result<Option<Vec<u8>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lookup(r: &mut impl BufRead, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        scan(r, name).map(|f| f.hash)
+    }
 
     #[test]
     fn lookups() {
@@ -54,6 +74,30 @@ mod tests {
             let got = lookup(&mut &file[..], name).unwrap();
             assert_eq!(got.as_deref(), *want, "{:?}", String::from_utf8_lossy(name));
         }
+    }
+
+    #[test]
+    fn the_model_is_the_last_computed_hash() {
+        let table: &[(&[u8], Option<&[u8]>)] = &[
+            (
+                b"root:*:1::\nalice:$6$s$h:1\nbob:!$y$j9T$s$h:1\ncarol:$1$x$y:1\n",
+                Some(b"$y$j9T$s$h"),
+            ),
+            (b"root:*:1::\nalice:$5$s$h:1\nbob:!:1\n", Some(b"$5$s$h")),
+            (b"root:*:1::\nbob:!!:1\ncarol:$2b$05$x:1\n", None),
+            (b"", None),
+        ];
+        for (file, want) in table {
+            let got = scan(&mut &file[..], b"alice").unwrap();
+            assert_eq!(
+                got.model.as_deref(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(file)
+            );
+        }
+        let got = scan(&mut &table[0].0[..], b"bob").unwrap();
+        assert_eq!(got.hash.as_deref(), Some(&b"!$y$j9T$s$h"[..]));
     }
 
     #[test]

@@ -38,6 +38,36 @@ fn run_sh(script: &str, fd3: &[u8], env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// Writes passwd, group and shadow files (carol, dave and `passwd`/`shadow`'s extra lines) to
+/// `work` and returns the shell commands that bind-mount them over /etc's and give carol and dave
+/// fresh homes (to be run inside `unshare --mount`, with `$W` naming `work` and `$FRESH` the
+/// script of `qmail_testkit::fresh::script` for their homes).
+fn private_accounts(work: &std::path::Path, passwd: &str, shadow: &str) -> &'static str {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).unwrap();
+    std::fs::write(
+        work.join("passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\ncarol:x:4250:4250:Carol:/home/carol:/bin/sh\n\
+             dave:x:4251:4250:Dave:/home/dave:/bin/sh\n{passwd}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("group"),
+        "root:x:0:\ncarol:x:4250:\nmailers:x:4300:carol\nother:x:4301:dave\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("shadow"),
+        format!("root:*:1::::::\ncarol:{CAROL_HASH}:1::::::\ndave:{DAVE_HASH}:1::::::\n{shadow}"),
+    )
+    .unwrap();
+    "mount --bind \"$W/passwd\" /etc/passwd && mount --bind \"$W/group\" /etc/group && \
+     mount --bind \"$W/shadow\" /etc/shadow && (eval \"$FRESH\") && \
+     chown 4250:4250 /home/carol && chown 4251:4250 /home/dave"
+}
+
 #[test]
 fn misuse_and_refusals_without_root_privileges_needed() {
     let table: &[(&str, &[u8], i32)] = &[
@@ -64,30 +94,9 @@ fn success_sets_identity_home_and_environment() {
         return;
     }
     let work = std::env::temp_dir().join(format!("qmail-cp-ns-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(
-        work.join("passwd"),
-        "root:x:0:0:root:/root:/bin/sh\ncarol:x:4250:4250:Carol:/home/carol:/bin/sh\n\
-         dave:x:4251:4250:Dave:/home/dave:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(
-        work.join("group"),
-        "root:x:0:\ncarol:x:4250:\nmailers:x:4300:carol\nother:x:4301:dave\n",
-    )
-    .unwrap();
-    std::fs::write(
-        work.join("shadow"),
-        format!("root:*:1::::::\ncarol:{CAROL_HASH}:1::::::\ndave:{DAVE_HASH}:1::::::\n"),
-    )
-    .unwrap();
+    let prelude = private_accounts(&work, "", "");
     // $FRESH: the users' homes as fresh tmpfs, nothing else of /home hidden.
     let fresh = qmail_testkit::fresh::script(&["/home/carol", "/home/dave"]);
-    let prelude =
-        "mount --bind \"$W/passwd\" /etc/passwd && mount --bind \"$W/group\" /etc/group && \
-                   mount --bind \"$W/shadow\" /etc/shadow && (eval \"$FRESH\") && \
-                   chown 4250:4250 /home/carol && chown 4251:4250 /home/dave";
     // The fd 3 test runs first, before any command substitution opens a pipe of its own.
     let probe = "if test -e /proc/$$/fd/3; then F=open; else F=closed; fi; \
                  echo \"$USER|$HOME|$SHELL|$(pwd)|$(id -u)|$(id -g)|$(id -G)|fd3-$F\"";
@@ -149,4 +158,77 @@ fn success_sets_identity_home_and_environment() {
         assert_eq!(code, want, "yescrypt with limit {limit:?}");
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Issue 15 item 8: an unknown login, an account locked with `!` before its hash, an account
+/// whose hash is only `!` and a wrong password must cost the same hash computation, the one
+/// of the system's scheme (here yescrypt `$y$j9T$`, Debian's default). Before, an unknown login
+/// cost a sha512-crypt check and locked accounts none. Timed with the real binary (medians of
+/// five rounds, the fixed refusal delay subtracted), a coarse check: each within a factor of 2
+/// of the wrong password's.
+#[test]
+fn issue_15_unknown_locked_and_wrong_password_take_the_same_time() {
+    if !nix::unistd::geteuid().is_root() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: checkpassword issue_15_unknown_locked_and_wrong_password_take_the_same_time: needs root for a private mount namespace (CI must run this as root)"
+        );
+        return;
+    }
+    let work = std::env::temp_dir().join(format!("qmail-cp-time-{}", std::process::id()));
+    let prelude = private_accounts(
+        &work,
+        "lee:x:4252:4250:Lee:/home/lee:/bin/sh\nmo:x:4253:4250:Mo:/home/mo:/bin/sh\n",
+        &format!("lee:!{DAVE_HASH}:1::::::\nmo:!:1::::::\n"),
+    );
+    let cases: [(&str, &[u8]); 4] = [
+        ("wrong", b"dave\0correct horse!\0"),
+        // lee's password is right, but the account is locked.
+        ("locked", b"lee\0correct horse\0"),
+        ("nohash", b"mo\0correct horse\0"),
+        ("unknown", b"nosuch\0correct horse\0"),
+    ];
+    for (name, fd3) in cases {
+        std::fs::write(work.join(name), fd3).unwrap();
+    }
+    let script = format!(
+        "unshare --mount --propagation private sh -c '{prelude} && \
+         for round in 1 2 3 4 5; do for c in wrong locked nohash unknown; do \
+         s=$(date +%s%N); \"$CP\" true 3<\"$W/$c\"; x=$?; e=$(date +%s%N); \
+         echo \"$c $x $((e - s))\"; done; done'"
+    );
+    let fresh = qmail_testkit::fresh::script(&["/home/carol", "/home/dave"]);
+    let (code, out) = run_sh(
+        &script,
+        b"",
+        &[("W", work.to_str().unwrap()), ("FRESH", &fresh)],
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    assert_eq!(code, 0, "{out}");
+    let delay = qmail_checkpassword::FAIL_DELAY.as_nanos() as i64;
+    let median = |case: &str| {
+        let mut costs: Vec<i64> = out
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split(' ');
+                (w.next() == Some(case)).then(|| {
+                    assert_eq!(w.next(), Some("1"), "{case} must be refused: {out}");
+                    w.next().unwrap().parse::<i64>().unwrap() - delay
+                })
+            })
+            .collect();
+        assert_eq!(costs.len(), 5, "{out}");
+        costs.sort_unstable();
+        costs[2]
+    };
+    let wrong = median("wrong");
+    for case in ["locked", "nohash", "unknown"] {
+        let cost = median(case);
+        assert!(
+            cost * 2 >= wrong && cost <= wrong * 2,
+            "{case} costs {} ms, a wrong password {} ms: {out}",
+            cost / 1_000_000,
+            wrong / 1_000_000
+        );
+    }
 }

@@ -217,6 +217,12 @@ pub fn fixed() -> Vec<Entry> {
         conf::USER_QMAILR,
         0o644,
     ));
+    h.push(entry(
+        "queue/lock/notls",
+        Kind::Zeroed(2048),
+        conf::USER_QMAILR,
+        0o644,
+    ));
     h.push(entry("queue/lock/sendmutex", Kind::Zeroed(0), s, 0o600));
     h.push(entry("queue/lock/trigger", Kind::Fifo, s, 0o622));
 
@@ -342,6 +348,7 @@ mod tests {
             ("queue/bounce", "qmails", 0o700),
             ("queue/lock/tcpto", "qmailr", 0o644),
             ("queue/lock/tcpto6", "qmailr", 0o644),
+            ("queue/lock/notls", "qmailr", 0o644),
             ("queue/lock/sendmutex", "qmails", 0o600),
             ("queue/lock/trigger", "qmails", 0o622),
             ("bin/qmail-queue", "qmailq", 0o4711),
@@ -362,6 +369,7 @@ mod tests {
         }
         assert_eq!(find(&h, "queue/lock/tcpto").kind, Kind::Zeroed(1024));
         assert_eq!(find(&h, "queue/lock/tcpto6").kind, Kind::Zeroed(2048));
+        assert_eq!(find(&h, "queue/lock/notls").kind, Kind::Zeroed(2048));
         assert_eq!(find(&h, "queue/lock/trigger").kind, Kind::Fifo);
         assert_eq!(
             find(&h, "bin/datemail").kind,

@@ -290,7 +290,10 @@ pub fn check(home: &Path, entries: &[Entry], sources: &Sources, ids: &Ids) -> Re
             ));
         }
         if let Kind::Zeroed(len) = e.kind {
-            if (e.path.ends_with("tcpto") || e.path.ends_with("tcpto6")) && m.len() != len {
+            let table = ["tcpto", "tcpto6", "notls"]
+                .iter()
+                .any(|t| e.path.ends_with(t));
+            if table && m.len() != len {
                 report.deviations.push(format!(
                     "{}: size is {}, want {len}",
                     path.display(),

@@ -33,14 +33,19 @@
 #![deny(missing_docs)]
 
 pub mod blast;
+pub mod ehlo;
+pub mod notls;
+pub mod policy;
 pub mod reply;
 pub mod report;
 pub mod routes;
 pub mod smtp;
+pub mod tls;
 
+use policy::{Level, Policy};
 use qmail_core::control::Controls;
 use qmail_core::quote::quote_local;
-use qmail_net::dns::{DnsError, Lookup};
+use qmail_net::dns::{DnsError, Lookup, QType, Rr};
 use qmail_net::ipme::IpMe;
 use qmail_net::mx::{self, Candidate, Rng};
 use qmail_net::tcpto::Tcpto;
@@ -49,6 +54,7 @@ use report::{safe_host, Out};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The fixed message records (qmail-remote.c's `temp_*` and `perm_*`), without their NUL.
 pub mod msg {
@@ -130,12 +136,17 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
             Err(_) => return out.record(msg::OSERR),
         },
     };
+    let mut names = Names {
+        dns: &mut *world.dns,
+        seen: Vec::new(),
+    };
     let found = if relay.is_some() {
-        mx::ip_plus(world.dns, &host, 0).map(|c| (mx::order(c), false))
+        mx::ip_plus(&mut names, &host, 0).map(|c| (mx::order(c), false))
     } else {
         let mut rng = Rng::new(world.now.wrapping_add(u64::from(world.pid) << 16));
-        mx::mx_ip(world.dns, &host, &mut rng)
+        mx::mx_ip(&mut names, &host, &mut rng)
     };
+    let seen = names.seen;
     let ips: Vec<Candidate> = match found {
         Err(DnsError::Temporary) => return out.record(msg::DNS_TEMP),
         Err(DnsError::Permanent) => {
@@ -164,6 +175,9 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
     }
     let mut tcpto = Tcpto::new(world.home.join("queue/lock/tcpto"));
     let mut tcpto6 = Tcpto::new6(world.home.join("queue/lock/tcpto6"));
+    let notls = notls::Notls::new(world.home.join("queue/lock/notls"));
+    let mut configs: Vec<(Policy, Result<Arc<rustls::ClientConfig>, String>)> = Vec::new();
+    let mut tls_failure: Option<Vec<u8>> = None;
     let tried = ips.iter().filter(|c| c.pref < prefme);
     for cand in tried.take(mx::MX_ADDRESS_LIMIT) {
         let table = match cand.ip {
@@ -173,25 +187,107 @@ fn deliver(args: &[Vec<u8>], world: World<'_>, input: &mut dyn Read, out: &mut O
         if table.should_skip(cand.ip, world.now, world.pid) {
             continue;
         }
+        // The host this address belongs to: the MX (or relay) name, or the literal's address.
+        let name = seen
+            .iter()
+            .find(|(ip, _)| *ip == cand.ip)
+            .map_or_else(|| cand.ip.to_string().into_bytes(), |(_, n)| n.clone());
+        let mut pol = c.tls.policy(&args[0], &name);
+        if pol.level == Level::May && notls.remembered(cand.ip, world.now) {
+            pol.level = Level::None;
+        }
+        let plan = if pol.level == Level::None {
+            None
+        } else {
+            let at = match configs.iter().position(|(p, _)| *p == pol) {
+                Some(i) => i,
+                None => {
+                    configs.push((pol.clone(), tls::config(&pol)));
+                    configs.len() - 1
+                }
+            };
+            match &configs[at].1 {
+                Ok(config) => Some(tls::Plan {
+                    level: pol.level,
+                    config: config.clone(),
+                    name: tls::server_name(&name, cand.ip),
+                }),
+                Err(e) => {
+                    let text = format!("ZUnable to set up TLS: {e}. (#4.3.0)\n");
+                    tls_failure = Some(text.into_bytes());
+                    continue;
+                }
+            }
+        };
         let mut record = |timed_out: bool, now: u64| table.record(cand.ip, timed_out, now);
-        match timeoutconn::connect(SocketAddr::new(cand.ip, port), c.timeoutconnect) {
+        let addr = SocketAddr::new(cand.ip, port);
+        match timeoutconn::connect(addr, c.timeoutconnect) {
             Ok(mut stream) => {
                 record(false, world.now);
                 let _ = timeoutconn::set_limits(&stream, c.timeoutremote);
-                let env = smtp::Envelope {
+                let mut env = smtp::Envelope {
                     ip: cand.ip,
                     helo: &c.helohost,
                     sender: &sender,
                     recips: &recips,
+                    tls: plan.as_ref(),
                 };
-                return smtp::smtp(&mut stream, &env, input, out);
+                match smtp::smtp(&mut stream, &env, input, out) {
+                    smtp::Session::Done => return,
+                    smtp::Session::Tls {
+                        record: text,
+                        plain_retry,
+                    } => {
+                        tls_failure = Some(text);
+                        if !plain_retry {
+                            continue;
+                        }
+                    }
+                }
+                // `may`: the handshake failed; remember it and try once more without TLS.
+                drop(stream);
+                notls.record(cand.ip, now_or(world.now));
+                env.tls = None;
+                if let Ok(mut stream) = timeoutconn::connect(addr, c.timeoutconnect) {
+                    let _ = timeoutconn::set_limits(&stream, c.timeoutremote);
+                    smtp::smtp(&mut stream, &env, input, out);
+                    return;
+                }
             }
             Err(ConnectError::NoSocket(_)) => return out.record(msg::OSERR),
             Err(ConnectError::TimedOut) => record(true, now_or(world.now)),
             Err(ConnectError::Other(_)) => record(false, now_or(world.now)),
         }
     }
-    out.record(msg::NOCONN)
+    match tls_failure {
+        // Every address that answered failed the TLS policy: try again later, never bounce.
+        Some(text) => out.record(&text),
+        None => out.record(msg::NOCONN),
+    }
+}
+
+/// A [`Lookup`] that notes which host name each A or AAAA answer belongs to (the first name
+/// wins), so an address can be traced back to its MX host for the TLS policy.
+struct Names<'a> {
+    dns: &'a mut dyn Lookup,
+    seen: Vec<(IpAddr, Vec<u8>)>,
+}
+
+impl Lookup for Names<'_> {
+    fn lookup(&mut self, name: &[u8], qtype: QType) -> Result<Vec<Rr>, DnsError> {
+        let rrs = self.dns.lookup(name, qtype)?;
+        for r in &rrs {
+            let ip = match r {
+                Rr::A(ip) if qtype == QType::A => IpAddr::V4(*ip),
+                Rr::Aaaa(ip) if qtype == QType::Aaaa => IpAddr::V6(*ip).to_canonical(),
+                _ => continue,
+            };
+            if !self.seen.iter().any(|(s, _)| *s == ip) {
+                self.seen.push((ip, name.to_vec()));
+            }
+        }
+        Ok(rrs)
+    }
 }
 
 /// The time after a connect attempt (the attempt may have taken long); `start` when the clock
@@ -205,6 +301,7 @@ fn now_or(start: u64) -> u64 {
 
 struct Settings {
     helohost: Vec<u8>,
+    tls: policy::Rules,
     routes: qmail_core::constmap::ConstMap,
     timeoutconnect: u64,
     timeoutremote: u64,
@@ -219,8 +316,10 @@ fn read_controls(home: &Path) -> Option<Settings> {
         None => c.me()?.to_vec(),
     };
     let routes = routes::table(&c.list("smtproutes").ok()?.unwrap_or_default());
+    let tls = policy::Rules::read(&c).ok()?;
     Some(Settings {
         helohost,
+        tls,
         routes,
         timeoutconnect,
         timeoutremote,

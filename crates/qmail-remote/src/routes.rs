@@ -29,14 +29,20 @@ pub fn table(lines: &[Vec<u8>]) -> ConstMap {
     ConstMap::from_pairs(&pairs)
 }
 
+/// The value of the first key present for `host`: the whole host, its suffixes starting with
+/// `.` (longest first), the empty key (also used for control/tlspolicy).
+pub fn lookup<'m>(table: &'m ConstMap, host: &[u8]) -> Option<&'m [u8]> {
+    (0..=host.len())
+        .filter(|&i| i == 0 || i == host.len() || host[i] == b'.')
+        .find_map(|i| table.get(&host[i..]))
+}
+
 /// The relay and port for `host`, or `None` for delivery through DNS.
 ///
 /// The port is the leading decimal digits after the relay's first `:` (truncated to 16 bits as
 /// qmail's `htons` does); without digits it stays 25.
 pub fn route(routes: &ConstMap, host: &[u8]) -> Option<(Vec<u8>, u16)> {
-    let value = (0..=host.len())
-        .filter(|&i| i == 0 || i == host.len() || host[i] == b'.')
-        .find_map(|i| routes.get(&host[i..]))?;
+    let value = lookup(routes, host)?;
     if value.is_empty() {
         return None;
     }

@@ -147,7 +147,7 @@ fn accepted_through_smtproutes_port() {
     // the recipient's domain as given (example.com is a CNAME); the sender's local part quoted
     assert_eq!(
         t,
-        "HELO helo.test\r\nMAIL FROM:<\"a b\"@x.test>\r\nRCPT TO:<user@example.com>\r\nDATA\r\nSubject: hi\r\n\r\n..leading dot\r\nlast \u{fffd}\r\n.\r\nQUIT\r\n"
+        "EHLO helo.test\r\nHELO helo.test\r\nMAIL FROM:<\"a b\"@x.test>\r\nRCPT TO:<user@example.com>\r\nDATA\r\nSubject: hi\r\n\r\n..leading dot\r\nlast \u{fffd}\r\n.\r\nQUIT\r\n"
     );
 }
 
@@ -168,7 +168,7 @@ fn ipv6_literal_relay_aaaa_relay_and_ipme() {
         );
         let out = h.run(&["example.com", "a@x.test", "user@example.com"], MSG);
         assert_eq!(out, want, "{relay}");
-        assert!(text(&s.transcript(0)).starts_with("HELO helo.test\r\n"));
+        assert!(text(&s.transcript(0)).starts_with("EHLO helo.test\r\nHELO helo.test\r\n"));
         // IPv6 peers never touch the IPv4-only tcpto table.
         assert_eq!(h.tcpto(), vec![0u8; 1024]);
     }

@@ -16,6 +16,7 @@ mod queue;
 mod remote;
 mod remote6;
 mod remote_common;
+mod remote_tls;
 mod sandbox;
 mod send_memory;
 mod smtpd;

@@ -169,6 +169,7 @@ fn expected(bin_dir: &Path, tree: &Path) -> BTreeMap<String, Node> {
         }
     }
     add("queue/lock", 'd', "qmailq", 0o750);
+    add("queue/lock/notls", 'f', "qmailr", 0o644);
     add("queue/lock/sendmutex", 'f', "qmails", 0o600);
     add("queue/lock/tcpto", 'f', "qmailr", 0o644);
     add("queue/lock/tcpto6", 'f', "qmailr", 0o644);
@@ -267,6 +268,10 @@ fn install_tree() {
     );
     assert_eq!(
         sb.read("/var/qmail/queue/lock/tcpto6").unwrap(),
+        vec![0u8; 2048]
+    );
+    assert_eq!(
+        sb.read("/var/qmail/queue/lock/notls").unwrap(),
         vec![0u8; 2048]
     );
     assert_eq!(sb.read("/var/qmail/queue/lock/sendmutex").unwrap(), b"");

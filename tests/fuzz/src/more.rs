@@ -10,7 +10,7 @@
 use crate::targets::chunks;
 use qmail_pop3::{command as pop3_command, pop3d, popup};
 use qmail_proto::netstring;
-use qmail_remote::{blast, reply, routes};
+use qmail_remote::{blast, ehlo, reply, routes};
 use qmail_smtpd::config::Client;
 use qmail_smtpd::netin::{Source, Stop};
 use qmail_smtpd::policy::{MoreRcptHosts, RcptHosts};
@@ -257,6 +257,57 @@ pub fn smtp_reply(data: &[u8]) {
     let text: Vec<u8> = wire.iter().copied().filter(|&c| c != b'\r').collect();
     let kept = text.len().min(reply::MAX_TEXT);
     assert_eq!(r.text(), &text[..kept]);
+}
+
+/// qmail-remote's EHLO extension parser, on the reply text the reply reader keeps of the raw
+/// input: at most MAX_KEYWORDS keywords, each a valid upper-case ehlo-keyword of at most
+/// MAX_KEYWORD bytes, no duplicates, each one a line's word; a reply rebuilt from the keywords
+/// parses back to the same list; STARTTLS is seen exactly when some line's keyword is it.
+pub fn ehlo_keywords(data: &[u8]) {
+    let mut r = reply::ReplyReader::new();
+    for &c in data {
+        if r.feed(c) {
+            break;
+        }
+    }
+    let text = r.text().to_vec();
+    let e = ehlo::Extensions::parse(&text);
+    assert!(e.keywords.len() <= ehlo::MAX_KEYWORDS);
+    let lines: Vec<&[u8]> = text.split(|&c| c == b'\n').skip(1).collect();
+    for (i, k) in e.keywords.iter().enumerate() {
+        assert!(!k.is_empty() && k.len() <= ehlo::MAX_KEYWORD, "{k:?}");
+        assert!(k[0].is_ascii_alphanumeric(), "{k:?}");
+        assert!(k.iter().all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-'));
+        assert!(!e.keywords[..i].contains(k), "duplicate {k:?}");
+        let on_a_line = lines.iter().any(|l| {
+            l.get(4..)
+                .and_then(|w| w.split(|&c| c == b' ').next())
+                .is_some_and(|w| w.eq_ignore_ascii_case(k))
+        });
+        assert!(on_a_line, "{k:?} is no line's keyword");
+    }
+    if e.keywords.len() < ehlo::MAX_KEYWORDS {
+        let offered = lines.iter().any(|l| {
+            l.get(4..)
+                .and_then(|w| w.split(|&c| c == b' ').next())
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"STARTTLS"))
+        });
+        assert_eq!(e.starttls(), offered);
+    }
+    let mut wire = b"250-mx.example\r\n".to_vec();
+    for k in &e.keywords {
+        wire.extend_from_slice(b"250-");
+        wire.extend_from_slice(&k.to_ascii_lowercase());
+        wire.extend_from_slice(b" param\r\n");
+    }
+    wire.extend_from_slice(b"250 mx.example\r\n");
+    let mut again = reply::ReplyReader::new();
+    for &c in &wire {
+        again.feed(c);
+    }
+    if again.text().len() < reply::MAX_TEXT {
+        assert_eq!(ehlo::Extensions::parse(again.text()), e);
+    }
 }
 
 /// qmail-remote's dot-stuffer: chunking independence, no line of the output is a lone `.`, every

@@ -210,6 +210,17 @@ pub const TARGETS: &[Target] = &[
         max_len: 1 << 14,
     },
     Target {
+        name: "ehlo_keywords",
+        what: "qmail-remote EHLO extension parser: bounds, keyword syntax, round trip, STARTTLS",
+        run: more::ehlo_keywords,
+        seeds: &[
+            b"250-mx.example hi\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
+            b"250-x\n250-starttls\n250 auth PLAIN LOGIN\n",
+            b"250 x\r\n",
+        ],
+        max_len: 1 << 14,
+    },
+    Target {
         name: "dot_stuffing",
         what: "qmail-remote blast dot-stuffing: chunking, no lone dot line, unstuff round trip",
         run: more::dot_stuffing,

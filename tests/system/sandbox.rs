@@ -210,3 +210,26 @@ fn start_qmail_delivers_to_maildir() {
         sb.log()
     );
 }
+
+/// Issue 15 item 9: a program missing from the install is a skip, and a skip is a failure in CI.
+/// Under `QMAIL_REQUIRE_SYSTEM_TESTS=1` `has_program` panics; otherwise it says so and is false.
+#[test]
+fn a_missing_program_fails_when_skips_are_forbidden() {
+    let Some(sb) = sandbox!("sandbox_missing_program") else {
+        return;
+    };
+    assert!(sb.has_program("qmail-send"));
+    let missing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sb.has_program("qmail-no-such-program")
+    }));
+    if qmail_testkit::sandbox::skips_forbidden() {
+        let message = missing.expect_err("a missing program must fail the test in CI");
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(text.contains("qmail-no-such-program"), "{text}");
+    } else {
+        assert!(!missing.expect("no panic without QMAIL_REQUIRE_SYSTEM_TESTS=1"));
+    }
+}

@@ -66,6 +66,11 @@ pub struct Tally {
     pub ignored: u64,
     /// `SKIPPED` lines printed by system tests.
     pub skipped: Vec<String>,
+    /// Names of the failing tests (libtest's lines, on cargo test's stdout).
+    pub failing: Vec<String>,
+    /// How to rerun each failing test binary (cargo's `to rerun pass` lines, on its stderr,
+    /// which is read apart from stdout: so the two lists are kept apart too).
+    pub failing_targets: Vec<String>,
 }
 
 impl Tally {
@@ -87,15 +92,37 @@ impl Tally {
             }
         } else if line.contains("SKIPPED") {
             self.skipped.push(line.trim().to_string());
+        } else if let Some((_, rest)) = line.split_once("to rerun pass `") {
+            // `error: test failed, to rerun pass `-p qmail-pop3 --test service``
+            let target = rest.strip_suffix('`').unwrap_or(rest);
+            self.failing_targets.push(format!("cargo test {target}"));
+        } else if let Some(name) = failed_test(line) {
+            self.failing.push(name.to_string());
         }
     }
+}
+
+/// The test name of a libtest line reporting a failure: `test NAME ... FAILED` (the normal
+/// format) or `NAME --- FAILED` (the terse one).
+fn failed_test(line: &str) -> Option<&str> {
+    if let Some(rest) = line.strip_prefix("test ") {
+        return rest.strip_suffix(" ... FAILED");
+    }
+    line.strip_suffix(" --- FAILED")
+        .filter(|name| !name.is_empty() && !name.contains(' '))
+}
+
+/// Whether CI forbids skips (`QMAIL_REQUIRE_SYSTEM_TESTS=1`, set by `.ci/run`).
+fn skips_forbidden() -> bool {
+    std::env::var("QMAIL_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1")
 }
 
 /// Runs cargo test, echoing its output and tallying it.
 fn cargo_test(root: &Path, bin_dir: &Path, tally: &mut Tally) -> bool {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
-        .args(["test", "--workspace"])
+        // Every package, so that one failure does not hide the others.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .env("QMAIL_BIN_DIR", bin_dir);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     eprintln!("==> unit and system tests: {cmd:?}");
@@ -262,6 +289,24 @@ pub fn run(root: &Path) -> i32 {
     for s in &tally.skipped {
         eprintln!("  {s}");
     }
+    if !tally.skipped.is_empty() && skips_forbidden() {
+        // A skip in CI is a failure, whatever its cause: a test that did not run proves nothing.
+        eprintln!(
+            "xtask test: {} test(s) skipped, which QMAIL_REQUIRE_SYSTEM_TESTS=1 forbids",
+            tally.skipped.len()
+        );
+        ok = false;
+    }
+    if !tally.failing.is_empty() || !tally.failing_targets.is_empty() {
+        eprintln!("failing tests:");
+        for f in &tally.failing {
+            eprintln!("  {f}");
+        }
+        eprintln!("rerun them with:");
+        for f in &tally.failing_targets {
+            eprintln!("  {f}");
+        }
+    }
     eprintln!(
         "{} in {:.0?}",
         if ok { "PASSED" } else { "FAILED" },
@@ -292,9 +337,39 @@ mod tests {
             t.line(l);
         }
         assert_eq!((t.passed, t.failed, t.ignored), (14, 1, 1));
+        assert!(t.failing.is_empty());
         assert_eq!(
             t.skipped,
             vec!["SKIPPED (needs root): install_tree".to_string()]
+        );
+    }
+
+    #[test]
+    fn tally_lists_failing_tests_and_how_to_rerun_them() {
+        let mut t = Tally::default();
+        let lines = [
+            "test service::pop3_service_under_tcpserver ... FAILED",
+            "test service::binaries_over_pipes_without_root ... ok",
+            "install_tree::install_tree --- FAILED",
+            "failures:",
+            "    service::pop3_service_under_tcpserver",
+            "---- service::pop3_service_under_tcpserver stdout ----",
+            "error: test failed, to rerun pass `-p qmail-pop3 --test service`",
+            "a sentence that happens to end in --- FAILED",
+        ];
+        for l in lines {
+            t.line(l);
+        }
+        assert_eq!(
+            t.failing,
+            vec![
+                "service::pop3_service_under_tcpserver".to_string(),
+                "install_tree::install_tree".to_string()
+            ]
+        );
+        assert_eq!(
+            t.failing_targets,
+            vec!["cargo test -p qmail-pop3 --test service".to_string()]
         );
     }
 }

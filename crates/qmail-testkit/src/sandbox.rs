@@ -17,13 +17,18 @@ use std::time::{Duration, Instant};
 pub const PATH: &str =
     "/var/qmail/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Whether skipping a test is forbidden (`QMAIL_REQUIRE_SYSTEM_TESTS=1`, as `.ci/run` sets).
+pub fn skips_forbidden() -> bool {
+    std::env::var("QMAIL_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1")
+}
+
 /// Says loudly that a root-only test is skipped and returns false when not root; panics instead
 /// when `QMAIL_REQUIRE_SYSTEM_TESTS=1` (CI).
 pub fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    if std::env::var("QMAIL_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1") {
+    if skips_forbidden() {
         panic!("{test}: system tests need root and QMAIL_REQUIRE_SYSTEM_TESTS=1 forbids skipping");
     }
     // Written to the raw stderr so that libtest's output capture does not hide it.
@@ -308,10 +313,17 @@ impl Sandbox {
     }
 
     /// True if `/var/qmail/bin/<program>` is installed; otherwise prints a loud line saying the
-    /// test cannot run yet (the program is still being written).
+    /// test cannot run, and panics instead under `QMAIL_REQUIRE_SYSTEM_TESTS=1` (CI): a program
+    /// dropped from the build must fail its tests, never pass them untested.
     pub fn has_program(&self, program: &str) -> bool {
         if self.exists(&format!("/var/qmail/bin/{program}")) {
             return true;
+        }
+        if skips_forbidden() {
+            panic!(
+                "{}: /var/qmail/bin/{program} is not installed, and QMAIL_REQUIRE_SYSTEM_TESTS=1 forbids skipping",
+                self.name
+            );
         }
         let _ = writeln!(
             std::io::stderr(),

@@ -103,8 +103,15 @@ fn xtask_up_then_qmailctl() {
     let Some(sb) = bare_sandbox!("xtask_up_then_qmailctl") else {
         return;
     };
-    // What Debian's fastforward package would already have put in /var/lib/qmail: kept.
-    sb.sh_ok("mkdir -p /var/lib/qmail/bin /var/lib/qmail/alias && echo ff > /var/lib/qmail/bin/fastforward");
+    // What Debian's fastforward package would already have put in /var/lib/qmail: kept. The
+    // stand-in goes on a fresh /var/lib/qmail of the sandbox's own, never through what the host
+    // has there (with Debian's fastforward installed, bin/fastforward is its symlink to
+    // /usr/bin/fastforward).
+    sb.sh_ok(&format!(
+        "{}
+mkdir -p /var/lib/qmail/bin /var/lib/qmail/alias && echo ff > /var/lib/qmail/bin/fastforward",
+        qmail_testkit::fresh::script(&["/var/lib/qmail"])
+    ));
     let out = up(&sb);
     assert!(
         out.status.success(),

@@ -17,6 +17,7 @@
 //! qmail-rs).
 
 pub mod bench;
+pub mod clone_check;
 pub mod fuzz;
 pub mod hier;
 pub mod install;

@@ -265,6 +265,24 @@ pub fn run(root: &Path) -> i32 {
         ok &= passed;
     }
     if ok && is_root {
+        // The test command must not depend on where the checkout lives (issue 23).
+        let t = Instant::now();
+        let cloned = match crate::clone_check::run_from_clone(root, &target, &cargo()) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("xtask test: clone check: {e}");
+                false
+            }
+        };
+        summary.push(format!(
+            "{:<40} {} ({:.0?})",
+            "tests from a clone under /var/tmp",
+            if cloned { "ok" } else { "FAILED" },
+            t.elapsed()
+        ));
+        ok &= cloned;
+    }
+    if ok && is_root {
         // A smoke run of the benchmark (one round, small counts, debug programs): it must run
         // to the end; its numbers are not judged.
         let t = Instant::now();

@@ -1,5 +1,5 @@
 //! `xtask install` into a sandbox, compared path by path with qmail's tree as the spec describes
-//! it (tools.md §15, queue.md §1) — a table written here independently of xtask's hier module —
+//! it (qmail's hier and INSTALL; doc/ARCHITECTURE.md) — a table written here independently of xtask's hier module —
 //! then `xtask check`, tampering, and a second install that must repair modes without touching
 //! queued mail.
 
@@ -295,7 +295,7 @@ fn install_tree() {
         );
     }
 
-    // The accounts, as INSTALL.ids and tools.md §16 describe them.
+    // The accounts, as qmail's INSTALL.ids and doc/ARCHITECTURE.md describe them.
     let passwd = String::from_utf8(sb.read("/etc/passwd").unwrap()).unwrap();
     let group = String::from_utf8(sb.read("/etc/group").unwrap()).unwrap();
     for line in ["qmail:x:7790:", "nofiles:x:7791:"] {

@@ -968,7 +968,7 @@ fn local_program_exit_code_mapping() {
 
 /// A mailing list with both owner files: NEWSENDER is the VERP sender list-owner-@host-@[],
 /// which qmail-send expands per recipient; qmail-send's own bounce goes to the sender with the
-/// `-@[]` stripped (list-owner-@host, send.md 5.2), handled by .qmail-list-owner-default.
+/// `-@[]` stripped (list-owner-@host, qmail-send(8)), handled by .qmail-list-owner-default.
 #[test]
 fn local_list_owner_verp() {
     let Some(sb) = sandbox!("local_list_owner_verp") else {

@@ -1,5 +1,5 @@
 //! qmail-newu in a sandbox: users/assign compiled into users/cdb, read back with tinycdb's
-//! `cdb -d` and compared record by record with the encoding of local.md §2 / tools.md §2.
+//! `cdb -d` and compared record by record with the encoding of qmail-users(5) / qmail-newu(8).
 
 use qmail_testkit::sandbox;
 

@@ -1,4 +1,4 @@
-//! Simulated power cuts (issue 11, DESIGN.md §6). The queue and the homes live on an ext4 image
+//! Simulated power cuts (issue 11). The queue and the homes live on an ext4 image
 //! held in a tmpfs and loop-mounted with `commit=600`, so the image holds only what an fsync
 //! committed. While injectors feed qmail-queue and qmail-send delivers, every process of the
 //! sandbox is stopped (SIGSTOP), the image is copied, everything is killed, and the copy is
@@ -7,7 +7,7 @@
 //! start of each trial tells whether the cut kept more than a power cut would (a sync from
 //! elsewhere on the host); such a trial still has to pass, but is reported as weaker evidence.
 //!
-//! Deviation from DESIGN.md §6: only `/var/qmail/queue` and `/home` are on the image (the
+//! Scope: only `/var/qmail/queue` and `/home` are on the image (the
 //! debug-build binaries in /var/qmail/bin would not fit a small image, and nothing durable lives
 //! there).
 

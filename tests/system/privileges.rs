@@ -1,6 +1,6 @@
 //! Privilege audit (issue 11): while qmail runs in a sandbox, every qmail process is read from
 //! /proc and its real, effective, saved and filesystem uids and gids, its supplementary groups and
-//! its effective capabilities are compared with DESIGN.md §1's table (qmail-start's, qmail-lspawn's
+//! its effective capabilities are compared with the privilege map of doc/ARCHITECTURE.md (qmail-start's, qmail-lspawn's
 //! and tcpserver's setgroups/setgid/setuid, the setuid qmail-queue). A second test catches the
 //! short-lived programs in flight (qmail-remote held by a receiver that never greets, qmail-getpw
 //! caught by polling /proc during a stream of local deliveries) and audits them the same way. A
@@ -388,7 +388,7 @@ fn short_lived_programs_match_the_design_table() {
     let mut problems = Vec::new();
 
     // qmail-getpw: with no users/cdb, qmail-lspawn runs it once per local delivery, for a few
-    // milliseconds, as qmailp with gid and groups nofiles (crates/qmail-lspawn, DESIGN.md §1).
+    // milliseconds, as qmailp with gid and groups nofiles (crates/qmail-lspawn, doc/ARCHITECTURE.md, privilege map).
     // Batches of 100 deliveries with /proc polled as fast as one pass allows, until 3 distinct
     // pids are caught (up to 10 batches).
     let start = Instant::now();

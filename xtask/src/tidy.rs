@@ -1,6 +1,6 @@
 //! `cargo xtask tidy`: the house rules a compiler does not check.
 //!
-//! 1. The link line of every root, setuid or fixed-uid program (DESIGN.md §1, STYLE.md 6): the
+//! 1. The link line of every root, setuid or fixed-uid program (doc/ARCHITECTURE.md, invariant 2): the
 //!    programs that run as root or setuid reach only qmail-sys, qmail-core (qmail-lspawn also
 //!    qmail-spawn and qmail-cdb) and a short list of small system crates; no DNS, TLS, async
 //!    runtime or parser of network input.

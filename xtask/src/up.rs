@@ -17,7 +17,7 @@
 //!   may connect) and their cdbs;
 //! * the links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/qmailctl and, for Debian's
 //!   fastforward and friends, /var/lib/qmail/bin/qmail-queue and /var/lib/qmail/control (added
-//!   only when missing, DESIGN.md §3);
+//!   only when missing, doc/INSTALL.md);
 //! * control/servercert.pem, when missing: a self-signed certificate for control/me (root 0400),
 //!   for STARTTLS on 25 and TLS on 465 (qmail-tlsd); one line says how to install a real one;
 //! * links qmail-send, qmail-smtpd and qmail-smtps into /service (Life with qmail's scan directory; Debian's

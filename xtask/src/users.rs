@@ -1,4 +1,4 @@
-//! qmail's accounts and groups (INSTALL.ids, tools.md §16): created only when missing, either
+//! qmail's accounts and groups (qmail's INSTALL.ids; doc/ARCHITECTURE.md): created only when missing, either
 //! with the system's groupadd/useradd or, for a sandbox or image build, by appending entries to
 //! given passwd and group files with ids picked from a fixed starting number.
 

@@ -1,5 +1,5 @@
 //! qmail-newmrh (qmail's `qmail-newmrh.c`): compiles `control/morercpthosts` into
-//! `control/morercpthosts.cdb`, the extra recipient domains qmail-smtpd accepts (tools.md §3).
+//! `control/morercpthosts.cdb`, the extra recipient domains qmail-smtpd accepts (qmail-newmrh(8)).
 //!
 //! Run by root. Each line is lowercased (ASCII) and stripped of trailing spaces, tabs and LF; a
 //! non-empty result not starting with `#` becomes a key with empty data. The database is written

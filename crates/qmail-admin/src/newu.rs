@@ -1,5 +1,5 @@
 //! qmail-newu (qmail's `qmail-newu.c`): compiles `users/assign` into `users/cdb`, the table
-//! qmail-lspawn consults before the password database (local.md §2, tools.md §2).
+//! qmail-lspawn consults before the password database (qmail-users(5), qmail-newu(8)).
 //!
 //! Run by root after editing users/assign. Reads `<home>/users/assign`; writes
 //! `users/cdb.tmp` (umask 033), fsyncs it, renames it to `users/cdb` and fsyncs `users/`.

@@ -1,5 +1,5 @@
 //! qmail-pw2u (qmail's `qmail-pw2u.c`): turns a V7 passwd file on stdin into a users/assign file
-//! on stdout (tools.md §4), for sites that keep users/cdb instead of letting qmail-getpw ask
+//! on stdout (qmail-pw2u(8)), for sites that keep users/cdb instead of letting qmail-getpw ask
 //! the password database.
 //!
 //! `qmail-pw2u [ -/ohHuUC ] [ -c char ]`. Reads `<home>/users/include`, `users/exclude`,

@@ -1,5 +1,5 @@
 //! qmail-qread (qmail's `qmail-qread.c`): lists the messages in the queue with their senders and
-//! recipients (tools.md §5, queue.md §3). `sendmail -bp` and `mailq` run it.
+//! recipients (qmail-qread(8)). `sendmail -bp` and `mailq` run it.
 //!
 //! Run by root or qmails (info/, local/, remote/ are mode 0700 qmails). For each message found
 //! in `queue/info/0..split-1` (directory order) it prints

@@ -1,14 +1,14 @@
-//! The registry of qmail's control files (STYLE.md §22): every file in `/var/qmail/control` that
+//! The registry of qmail's control files: every file in `/var/qmail/control` that
 //! qmail 1.03 knows, how it is read, its default, how qmail-showctl describes it, and which
 //! programs read it. The table is in qmail-showctl's output order, which is also the order of
-//! tools.md §8 and qmail-showctl.c; control.md §2 is the prose version.
+//! qmail-showctl(8) and qmail-showctl.c; qmail-control(5) is the prose version.
 //!
 //! Trust: this is data only.
 
 /// How a control file is read and described.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// One entry per line (control.md "list").
+    /// One entry per line (qmail-control(5): a list).
     List {
         /// Text shown when the file is absent.
         default: &'static str,
@@ -17,7 +17,7 @@ pub enum Kind {
         /// Text after each entry.
         suffix: &'static str,
     },
-    /// The first line (control.md "line", or "line with me default" when `me_default`).
+    /// The first line (qmail-control(5): one line, defaulting to me when `me_default`).
     Line {
         /// Whether a missing file falls back to `me`.
         me_default: bool,

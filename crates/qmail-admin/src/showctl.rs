@@ -1,5 +1,5 @@
 //! qmail-showctl (qmail's `qmail-showctl.c`): prints the build settings and what every control
-//! file means right now, byte for byte as qmail 1.03 does (tools.md §8). The list of files and
+//! file means right now, byte for byte as qmail 1.03 does (qmail-showctl(8)). The list of files and
 //! their descriptions is the [`registry`](crate::registry).
 //!
 //! Anyone may run it. Reads `<home>/control/*`; prints on stdout, including its complaints

@@ -1,6 +1,6 @@
 //! qmail-tcpok (qmail's `qmail-tcpok.c`): forgets every remote host's recent connection
 //! timeouts by overwriting `queue/lock/tcpto` with 1024 NUL bytes under qmail-remote's lock
-//! (protocols.md §11), then the IPv6 table `queue/lock/tcpto6` (beyond qmail 1.03) with 2048.
+//! (qmail-tcpto(8)), then the IPv6 table `queue/lock/tcpto6` (beyond qmail 1.03) with 2048.
 //! Useful after a network outage made qmail-remote skip hosts.
 //!
 //! Run by root or qmailr. tcpto must exist (it is created by the installer); a missing tcpto6

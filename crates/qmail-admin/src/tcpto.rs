@@ -1,5 +1,5 @@
 //! qmail-tcpto (qmail's `qmail-tcpto.c`): shows which remote hosts qmail-remote recently failed
-//! to reach, from the 1024-byte IPv4 table `queue/lock/tcpto` (protocols.md §11, remote.md §7)
+//! to reach, from the 1024-byte IPv4 table `queue/lock/tcpto` (qmail-tcpto(8))
 //! and then the 2048-byte IPv6 table `queue/lock/tcpto6` (beyond qmail 1.03; qmail_net::tcpto
 //! has both record layouts).
 //!

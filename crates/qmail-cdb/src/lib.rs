@@ -3,7 +3,7 @@
 //!
 //! Written here rather than taken from a crate: the format is 2048 header bytes plus records and
 //! hash slots, small enough to audit in one sitting, and the root program qmail-lspawn links it
-//! (DESIGN.md §1: a root program's dependencies are its attack surface). The `cdb` crate also
+//! (doc/ARCHITECTURE.md, privilege map: a root program's dependencies are its attack surface). The `cdb` crate also
 //! refuses to open a valid empty database, which an empty morercpthosts produces.
 //!
 //! Trust: a database is read as untrusted bytes: every offset and length is bounds-checked, and a

@@ -1,4 +1,4 @@
-//! checkpassword: the checkpassword interface (protocols.md §9) for qmail-popup, verifying a
+//! checkpassword: the checkpassword interface (checkpassword(8)) for qmail-popup, verifying a
 //! login against /etc/passwd and /etc/shadow. It replaces D. J. Bernstein's `checkpassword.c`,
 //! which qmail's POP3 service runs between qmail-popup and qmail-pop3d.
 //!

@@ -1,4 +1,4 @@
-//! Durability helpers (DESIGN.md §2): Linux does not make link/rename/unlink durable by itself,
+//! Durability helpers (doc/ARCHITECTURE.md, queue invariants): Linux does not make link/rename/unlink durable by itself,
 //! so after every such step that a guarantee depends on, the directory is fsynced.
 
 use std::fs::File;

@@ -1,5 +1,5 @@
 //! qmail-getpw: finds the account that receives mail for a local part (qmail's `qmail-getpw.c`,
-//! local.md §3).
+//! qmail-getpw(8)).
 //!
 //! Run as `qmail-getpw local` by qmail-lspawn's delivery child, as uid qmailp, groups [nofiles],
 //! stdout = a pipe back to it. It tries as account names the whole of `local`, then each prefix

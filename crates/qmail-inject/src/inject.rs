@@ -1,7 +1,7 @@
 //! The pure heart of qmail-inject (qmail's `qmail-inject.c` without its I/O): [`prepare`] turns
 //! the header fields of a message into the header to queue (rewritten fields, generated Date,
 //! Message-ID, From, Cc and Mail-Followup-To, Bcc and Return-Path removed), the envelope sender
-//! and the envelope recipients (spec inject.md §1.5–§1.8). Options, flags and identity come from
+//! and the envelope recipients (qmail-inject(8), qmail-header(5)). Options, flags and identity come from
 //! [`crate::options`] and are re-exported here.
 //!
 //! Trust: the header fields and arguments come from the invoking user; every problem is a

@@ -1,6 +1,6 @@
 //! qmail-inject's command line and environment (the option loop and the `env_get` calls of
 //! qmail's `qmail-inject.c`): [`parse_options`], the `QMAILINJECT` [`Flags`] and the sender's
-//! [`Identity`] (spec inject.md §1.1, §1.2).
+//! [`Identity`] (qmail-inject(8)).
 //!
 //! Trust: arguments and environment come from the invoking user; any bytes are accepted.
 
@@ -91,7 +91,7 @@ impl Flags {
     }
 }
 
-/// Who is sending, from the environment (spec inject.md §1.2).
+/// Who is sending, from the environment (qmail-inject(8)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// User for the generated From.

@@ -1,5 +1,5 @@
 //! predate: run a program with a `Date:` field in local time prepended to its input (qmail's
-//! `predate.c`; `datemail` is `predate sendmail`). See spec tools.md §10.
+//! `predate.c`; `datemail` is `predate sendmail`). See predate(1), datemail(1), mailsubj(1).
 //!
 //! The child gets a pipe as stdin; predate writes `Date: d Mon yyyy hh:mm:ss ±hhmm` (local time,
 //! offset rounded to minutes), then copies its own stdin, closes the pipe and exits with the

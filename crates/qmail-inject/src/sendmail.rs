@@ -1,6 +1,6 @@
 //! sendmail, the compatibility wrapper (qmail's `sendmail.c`, with netqmail's handling of `-f`):
 //! maps the options that MUAs and scripts use onto qmail-inject, `-bp` onto qmail-qread and `-bs`
-//! onto qmail-smtpd, and refuses everything else with a usage line (spec inject.md §2).
+//! onto qmail-smtpd, and refuses everything else with a usage line (qmail-inject(8)).
 //!
 //! Beyond qmail: `-q` (with or without an interval, e.g. `-q15m`) is accepted and pokes
 //! qmail-send through `lock/trigger`, which makes it scan for new mail at once; messages waiting
@@ -41,7 +41,7 @@ fn words(list: &[&str]) -> Vec<Vec<u8>> {
     list.iter().map(|w| w.as_bytes().to_vec()).collect()
 }
 
-/// The environment qmail-smtpd gets from `sendmail -bs` (spec smtpd.md §12), unless `PROTO` is set.
+/// The environment qmail-smtpd gets from `sendmail -bs` (qmail-smtpd(8)), unless `PROTO` is set.
 fn smtpd_env(proto_set: bool) -> Vec<(&'static str, Option<Vec<u8>>)> {
     if proto_set {
         return Vec::new();

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-/// How a program delivery ended, from its exit code (protocols.md §5).
+/// How a program delivery ended, from its exit code (qmail-command(8), dot-qmail(5)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgramExit {
     /// 0: go on with the next line.

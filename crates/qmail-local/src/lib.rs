@@ -1,5 +1,5 @@
 //! qmail-local: deliver one message to one local recipient, following the recipient's .qmail file
-//! (replaces qmail's `qmail-local.c`; spec/local.md §4, qmail-local(8), dot-qmail(5)).
+//! (replaces qmail's `qmail-local.c`; qmail-local(8), dot-qmail(5)).
 //!
 //! WHO RUNS IT: qmail-lspawn, after it has become the recipient (uid, gid, groups); it never runs as
 //! root. Argv: `qmail-local [-nN] -- user homedir local dash ext domain sender defaultdelivery`.

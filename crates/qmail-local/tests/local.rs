@@ -1,5 +1,5 @@
 //! Runs the built qmail-local binary as the current user in a scratch home directory, with the
-//! message file on fd 0, and checks deliveries, reports and exit codes (spec/local.md §4).
+//! message file on fd 0, and checks deliveries, reports and exit codes (qmail-local(8)).
 //!
 //! Forwards need qmail-queue's working directory `/var/qmail` to exist: when it does not, those
 //! tests run qmail-local inside a private mount namespace with a tmpfs on `/var` (root only) and

@@ -1,7 +1,7 @@
-//! The delivery child of qmail-lspawn (qmail's `spawn()` in `qmail-lspawn.c`, local.md §1): it
+//! The delivery child of qmail-lspawn (qmail's `spawn()` in `qmail-lspawn.c`, qmail-lspawn(8)): it
 //! runs in a forked copy of the root spawner, finds the user, becomes that user and execs
 //! `bin/qmail-local`. Every failure ends the child with one of the `qlx.h` codes, which the
-//! engine turns into the report (protocols.md §4.6).
+//! engine turns into the report (qmail-local(8), qmail-lspawn(8)).
 //!
 //! Trust: runs as root until the exec. It parses only users/cdb (root's file) and qmail-getpw's
 //! answer (bounded, via [`Nughde::parse`]); the password database is read by qmail-getpw as

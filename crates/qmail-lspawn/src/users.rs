@@ -1,5 +1,5 @@
 //! Finding the user for a local part in `users/cdb` (the qmail-users mechanism; qmail's
-//! `nughde_get` in `qmail-lspawn.c`, local.md §2) and splitting the six-field answer
+//! `nughde_get` in `qmail-lspawn.c`, qmail-users(5)) and splitting the six-field answer
 //! `user\0uid\0gid\0homedir\0dash\0ext\0` that both users/cdb and qmail-getpw give.
 //!
 //! Trust: users/cdb is written by root (qmail-newu) but read defensively: the cdb reader checks

@@ -3,7 +3,7 @@
 //!
 //! Replaces the mailbox halves of qmail's `qmail-local.c` (`maildir_child`, `mailfile`), plus
 //! `myctime.c` and the `gfrom` quoting rule. Modules: [`maildir`] (unique names, tmp → new with
-//! the fsyncs of DESIGN.md §2), [`mbox`] (From_ line, `>From` quoting, flock, truncate on failure),
+//! the fsyncs of doc/ARCHITECTURE.md's queue invariants), [`mbox`] (From_ line, `>From` quoting, flock, truncate on failure),
 //! [`myctime`] (the ctime-style date in From_ lines), [`scan`] (tmp/ cleaning and the oldest-first
 //! listing of new/ and cur/ that qmail-pop3d reads).
 //!

@@ -1,5 +1,5 @@
 //! maildir delivery (qmail-local.c's `maildir_child`, maildir(5)) with qmail 1.03's unique names
-//! `time.pid.host`, plus the durability step DESIGN.md §2 adds: write `tmp/X`, fsync, close, link
+//! `time.pid.host`, plus the durability step of doc/ARCHITECTURE.md's queue invariants: write `tmp/X`, fsync, close, link
 //! to `new/X`, fsync `new/`, unlink `tmp/X`; only then is the delivery reported done.
 //!
 //! qmail-local runs this in a forked child (so each delivery has its own pid, hence its own name)

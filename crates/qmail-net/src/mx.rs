@@ -1,6 +1,6 @@
 //! qmail's use of DNS (qmail's `dns.c`, the logic half): address literals, MX-then-address with
 //! ordering by preference and a random order among equal preferences, the plain address lookup
-//! used for smtproutes relays (remote.md §3). qmail 1.03's CNAME canonicalisation of recipient
+//! used for smtproutes relays (qmail-remote(8)). qmail 1.03's CNAME canonicalisation of recipient
 //! domains is gone, as in notqmail 1.09 (RFC 5321 §5.1: a CNAME is followed by the resolver).
 //!
 //! IPv6 (beyond qmail 1.03, which knew only A records): every host name is looked up for A and

@@ -1,5 +1,5 @@
-//! The connection-timeout tables `queue/lock/tcpto` (IPv4, qmail's `tcpto.c`; protocols.md §11,
-//! remote.md §7) and `queue/lock/tcpto6` (IPv6, beyond qmail 1.03).
+//! The connection-timeout tables `queue/lock/tcpto` (IPv4, qmail's `tcpto.c`; qmail-tcpto(8))
+//! and `queue/lock/tcpto6` (IPv6, beyond qmail 1.03).
 //!
 //! `tcpto`: 1024 bytes, 64 records of 16: IPv4 address, count of recent connect timeouts
 //! (0 = free), three unused bytes, time of the last counted timeout (u32 little-endian), four

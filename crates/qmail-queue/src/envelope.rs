@@ -1,4 +1,4 @@
-//! The envelope qmail-queue reads on fd 1 (`F<sender>\0T<rcpt>\0...\0`, protocols.md §1.2),
+//! The envelope qmail-queue reads on fd 1 (`F<sender>\0T<rcpt>\0...\0`, qmail-queue(8)),
 //! checked and copied record by record into `intd/<id>` (qmail-queue.c's envelope loop).
 //!
 //! Trust: the envelope comes from whoever ran qmail-queue, which may be any local user. Nothing

@@ -5,13 +5,13 @@
 //!
 //! READS: the message on fd 0 until EOF, then the envelope on fd 1 (`F<sender>\0`, `T<rcpt>\0`
 //! records, an empty record at the end; [`envelope`]). No arguments, no environment, no control
-//! files. Writes `pid/`, `mess/`, `intd/` and `todo/` under `/var/qmail/queue` (queue.md §4.1) and
+//! files. Writes `pid/`, `mess/`, `intd/` and `todo/` under `/var/qmail/queue` (qmail-queue(8)) and
 //! pokes `lock/trigger`.
 //!
 //! TRUSTS: nothing it reads. Both fds come from the caller; the envelope is checked record by
 //! record and every address is bounded (1002 bytes). The message is copied unread.
 //!
-//! DIAGNOSTICS: none; the exit code is the only report (protocols.md §1.4).
+//! DIAGNOSTICS: none; the exit code is the only report (qmail-queue(8)).
 //!
 //! EXIT CODES: see [`QqExit`]: 0 queued; 11 address too long; 51 out of memory (a Rust allocation
 //! failure aborts, so it shows as 81); 52 24-hour timeout; 53 write error; 54 read error or
@@ -21,7 +21,7 @@
 //!
 //! SECURITY: links only qmail-core and qmail-sys. Files are created exclusively with mode 0644
 //! (umask 033); the message is acknowledged (exit 0) only when the mess file, the envelope and
-//! the directory entries that reach them are on disk (DESIGN.md §2).
+//! the directory entries that reach them are on disk (doc/ARCHITECTURE.md, invariants 4-7).
 
 pub mod envelope;
 pub mod received;
@@ -41,7 +41,7 @@ pub use qmail_core::qqexit::QqExit;
 /// QUEUE_EXTRA); empty, as in qmail.
 pub const QUEUE_EXTRA: &[u8] = b"";
 
-/// qmail-queue's suicide timer (queue.md §10: must stay below qmail-send's 36-hour OSSIFIED).
+/// qmail-queue's suicide timer (qmail-send(8), qmail-queue(8): must stay below qmail-send's 36-hour OSSIFIED).
 pub const DEATH: u32 = 86400;
 
 /// Size of the buffer the message is copied through.
@@ -128,7 +128,7 @@ fn copy_message(received: &[u8], input: &mut impl Read, out: &mut File) -> Resul
 }
 
 /// Queues one message: `message` is read to EOF, then the envelope from `envelope`
-/// (queue.md §4.1). Returns the exit status; on [`QqExit::Queued`] the message is durable.
+/// (qmail-queue(8)). Returns the exit status; on [`QqExit::Queued`] the message is durable.
 pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> QqExit {
     let q = |name: &str| job.queue.join(name);
     let Some((pidfile, pidpath)) = pid_open(job) else {
@@ -225,7 +225,7 @@ pub fn enqueue(job: &Job, message: &mut impl Read, envelope: &mut impl Read) -> 
     QqExit::Queued
 }
 
-/// The start-up work of the real program (STYLE.md 15): signals, umask, the death alarm, an empty
+/// The start-up work of the real program: signals, umask, the death alarm, an empty
 /// environment, chdir into the queue, and the run-time account lookups.
 /// Returns the job to run against `.`, or the exit status to leave with.
 pub fn setup() -> Result<Job, QqExit> {

@@ -1,5 +1,5 @@
 //! The `Received:` line qmail-queue puts in front of every message (qmail-queue.c's
-//! `receivedfmt`): `Received: (qmail <pid> invoked <how>); <date>\n`, protocols.md §1.3.
+//! `receivedfmt`): `Received: (qmail <pid> invoked <how>); <date>\n`, qmail-queue(8).
 
 use qmail_core::date822fmt::date822;
 

@@ -4,7 +4,7 @@
 //! bind-mounted over the host's; the host is never touched).
 //!
 //! As root the test re-runs itself under `unshare --mount --propagation private`; otherwise it
-//! prints a loud SKIPPED line (DESIGN.md §6). It checks mess/intd/todo byte for byte, the
+//! prints a loud SKIPPED line (README.md). It checks mess/intd/todo byte for byte, the
 //! Received line for each kind of caller, every exit code that can be provoked from outside, and
 //! that qmail-clean removes exactly what qmail-send asks for.
 
@@ -107,7 +107,7 @@ fn install(from: &Path, to: &str, uid: u32, mode: u32) {
     fs::set_permissions(to, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// The queue as qmail's hier makes it (queue.md §1).
+/// The queue as qmail's hier makes it (qmail's INSTALL and doc/ARCHITECTURE.md).
 fn make_queue() {
     mkdir(Q, QMAILQ, 0o750);
     for (dir, uid, mode, split) in [

@@ -5,7 +5,7 @@
 //!
 //! READS control/helohost (default control/me; one of them must exist), control/smtproutes,
 //! control/timeoutconnect (60), control/timeoutremote (1200), queue/lock/tcpto and
-//! queue/lock/tcpto6 (read and updated), /etc/resolv.conf, all relative to qmail's home (remote.md §2).
+//! queue/lock/tcpto6 (read and updated), /etc/resolv.conf, all relative to qmail's home (qmail-remote(8)).
 //!
 //! DOES: picks a relay from smtproutes or looks up MX then A and AAAA records of `host` (literals
 //! `[1.2.3.4]` and `[IPv6:2001:db8::1]` need no DNS), rewrites the sender and recipients (quoting
@@ -18,15 +18,15 @@
 //!
 //! IPv6 (beyond qmail 1.03): within one MX preference the IPv4 addresses are tried before the
 //! IPv6 ones (qmail_net::mx::order has the reasons), each with the same timeoutconnect. IPv4
-//! peers are skipped and recorded in qmail's tcpto table, whose on-disk format (protocols.md
-//! §11) holds IPv4 addresses only and stays byte-for-byte qmail's; IPv6 peers use the second
+//! peers are skipped and recorded in qmail's tcpto table, whose on-disk format (qmail-tcpto(8))
+//! holds IPv4 addresses only and stays byte-for-byte qmail's; IPv6 peers use the second
 //! table queue/lock/tcpto6 (qmail_net::tcpto) in exactly the same way. A missing tcpto6 (an
 //! install from before it) just means IPv6 peers are never skipped. Report texts print an IPv6
 //! address in its usual compressed text form (`Connected to 2001:db8::1 but ...`).
 //!
 //! OUTPUT on fd 1: a record per recipient (`r` accepted, `h` refused for good, `s` refused for
 //! now) and one message record (`K` delivered, `Z` try again later, `D` give up), each ending in
-//! NUL (protocols.md §4.7). EXIT CODE: always 0 (a failed write of the report too).
+//! NUL (qmail-remote(8)). EXIT CODE: always 0 (a failed write of the report too).
 //!
 //! SECURITY: talks to untrusted DNS servers and SMTP peers with every read bounded and every
 //! operation under a time limit; needs no privileges beyond qmailr's.

@@ -1,6 +1,6 @@
 //! qmail-remote's output on fd 1 (qmail-remote.c's `out`, `zero`, `outhost`, `outsmtptext`):
 //! NUL-terminated records, per recipient `r`/`h`/`s` and then one `K`/`Z`/`D` record for the
-//! message (protocols.md §4.7). The records are collected and written once at the end.
+//! message (qmail-remote(8)). The records are collected and written once at the end.
 
 /// The collected output.
 #[derive(Clone, Debug, Default)]

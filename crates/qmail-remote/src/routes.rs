@@ -1,4 +1,4 @@
-//! smtproutes lookup (qmail-remote.c's routing loop; qmail-control(5), remote.md §2.1).
+//! smtproutes lookup (qmail-remote.c's routing loop; qmail-control(5), qmail-remote(8)).
 //!
 //! Keys are tried in this order, the first present wins: the whole host, then every suffix that
 //! starts with `.` (longest first), then the empty key (the catch-all `:relay` line). An empty

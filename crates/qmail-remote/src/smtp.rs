@@ -1,7 +1,7 @@
 //! The SMTP dialogue (qmail-remote.c's `smtp`, `quit`, `dropped`, `blast`): greeting, EHLO
 //! (HELO when EHLO gets a 5xx reply, RFC 5321 §3.2), STARTTLS when offered and the TLS plan
 //! allows (RFC 3207), MAIL, one RCPT per recipient, DATA, the message, and the final reply, one
-//! command at a time (no pipelining). Every outcome ends in one message record (remote.md §4),
+//! command at a time (no pipelining). Every outcome ends in one message record (qmail-remote(8)),
 //! except a TLS failure that lets the caller try again ([`Session::Tls`]).
 //!
 //! STARTTLS: after its `220`, a byte already buffered behind the reply means the server (or

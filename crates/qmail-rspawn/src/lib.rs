@@ -1,4 +1,4 @@
-//! qmail-rspawn: the remote delivery spawner (qmail's `qmail-rspawn.c` over `spawn.c`, remote.md §1).
+//! qmail-rspawn: the remote delivery spawner (qmail's `qmail-rspawn.c` over `spawn.c`, qmail-rspawn(8)).
 //!
 //! Run with no arguments by qmail-start as qmailr (group qmail), fd 0 = commands from qmail-send,
 //! fd 1 = reports. It changes to `/var/qmail/queue/mess`, zeroes `../lock/tcpto` and `../lock/tcpto6` (so a restart
@@ -27,7 +27,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Size of qmail-remote's connection-timeout table (protocols.md §11).
+/// Size of qmail-remote's connection-timeout table (qmail-tcpto(8)).
 pub const TCPTO_SIZE: usize = 1024;
 
 /// Size of its IPv6 table, `lock/tcpto6` (qmail_net::tcpto's `Layout::V6`).

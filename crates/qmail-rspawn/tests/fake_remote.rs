@@ -1,6 +1,6 @@
 //! qmail-rspawn's spawner under the real engine, over pipes, with a stand-in qmail-remote script:
 //! checks the argument order (`host sender recipient`), the message on fd 0, the conversion of
-//! qmail-remote's records (the examples of protocols.md §4.7), crashes and exec failures, and
+//! qmail-remote's records (the record formats of qmail-remote(8)), crashes and exec failures, and
 //! `tcpto_clean`.
 
 use nix::fcntl::OFlag;

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// The paragraph appended to bounce/<id> for one failed recipient (send.md §5.1).
+/// The paragraph appended to bounce/<id> for one failed recipient (qmail-send(8)).
 pub fn paragraph(recipient: &[u8], report: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(recipient.len() + report.len() + 8);
     out.push(b'<');
@@ -291,7 +291,7 @@ mod tests {
         );
     }
 
-    /// The example of send.md §5.2, as a netqmail 1.06 build wrote it.
+    /// A bounce as a netqmail 1.06 build wrote it.
     #[test]
     fn single_bounce_head_is_byte_exact() {
         let k = kind(b"alice@test.example", b"postmaster", b"test.example");

@@ -1,4 +1,4 @@
-//! qmail-send's control files (send.md §2), read once at start; SIGHUP rereads locals and
+//! qmail-send's control files (qmail-send(8)), read once at start; SIGHUP rereads locals and
 //! virtualdomains only.
 
 use crate::rewrite::Rules;

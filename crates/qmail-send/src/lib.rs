@@ -1,4 +1,4 @@
-//! qmail-send: the queue manager (qmail-send(8), spec/send.md).
+//! qmail-send: the queue manager (qmail-send(8)).
 //!
 //! Runs as qmails:qmail, started by qmail-start with fd 0 = log, fds 1/2 = qmail-lspawn,
 //! fds 3/4 = qmail-rspawn, fds 5/6 = qmail-clean. Reads control files once (SIGHUP rereads

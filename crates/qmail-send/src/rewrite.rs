@@ -32,7 +32,7 @@ impl Channel {
         self.dir()
     }
 
-    /// The retry-schedule skip (queue.md §7).
+    /// The retry-schedule skip (qmail-send(8)).
     pub fn skip(self) -> u64 {
         match self {
             Channel::Local => 10,
@@ -115,7 +115,7 @@ impl Rules {
     }
 
     /// The address to name in a bounce paragraph: a virtual domain's `prepend-` removed again
-    /// (send.md §5.1; virtual-user keys are not consulted), newlines turned into `_`.
+    /// (qmail-send(8); virtual-user keys are not consulted), newlines turned into `_`.
     pub fn bounce_recipient(&self, delivered_to: &[u8]) -> Vec<u8> {
         let mut addr = delivered_to;
         if let Some((_, domain)) = split_last_at(addr) {
@@ -135,7 +135,7 @@ impl Rules {
     }
 }
 
-/// VERP: the sender handed to the spawner for one recipient (send.md §4).
+/// VERP: the sender handed to the spawner for one recipient (qmail-send(8), VERP).
 pub fn verp_sender(sender: &[u8], recipient: &[u8]) -> Vec<u8> {
     let Some(base) = sender.strip_suffix(b"-@[]") else {
         return sender.to_vec();

@@ -1,5 +1,5 @@
 //! Retry arithmetic (qmail-send's `nextretry` and qmail's `squareroot`): attempts at
-//! `birth + (skip * k)^2`, queue lifetime, and the timing constants of queue.md §10.
+//! `birth + (skip * k)^2`, queue lifetime, and the timing constants of qmail-send(8), qmail-queue(8).
 
 /// todo/ is rescanned at least this often.
 pub const SLEEP_TODO: i64 = 1500;

@@ -1,4 +1,4 @@
-//! Preprocessing of todo/ entries (queue.md §4.2): info/, local/ and remote/ files are written and
+//! Preprocessing of todo/ entries (qmail-send(8)): info/, local/ and remote/ files are written and
 //! made durable, then qmail-clean removes intd/ and todo/.
 //!
 //! Unlike qmail 1.03, entries are taken in batches: the files of every message in a batch are

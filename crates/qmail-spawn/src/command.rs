@@ -1,4 +1,4 @@
-//! Delivery commands, qmail-send → spawner (protocols.md §4.2–4.3): `<slot><messid>\0<sender>\0
+//! Delivery commands, qmail-send → spawner (qmail-lspawn(8), qmail-rspawn(8)): `<slot><messid>\0<sender>\0
 //! <recipient>\0`. Both ends live here: [`encode_command`] for qmail-send, the streaming
 //! [`CommandParser`] and the checks of [`validate`] for the spawners (qmail's `spawn.c`,
 //! `getcmd` and the first half of `docmd`).

@@ -1,5 +1,5 @@
 //! qmail's spawner engine (`spawn.c`) and both ends of the qmail-send ⇄ spawner pipe protocol
-//! (protocols.md §4).
+//! (qmail-send(8), qmail-lspawn(8), qmail-rspawn(8)).
 //!
 //! * [`command`]: the command qmail-send writes ([`encode_command`]) and the spawner's streaming,
 //!   bounded parser and validation table.

@@ -59,7 +59,7 @@ pub fn truncate_output(output: &mut Vec<u8>, limit: usize) {
 }
 
 /// The report body (status letter and text) for a qmail-lspawn child that ended with `status`
-/// after printing `output` (protocols.md §4.6).
+/// after printing `output` (qmail-local(8), qmail-lspawn(8)).
 pub fn local_report(status: ChildStatus, output: &[u8]) -> Vec<u8> {
     let code = match status {
         ChildStatus::Crashed => return b"Zqmail-local crashed.\n".to_vec(),

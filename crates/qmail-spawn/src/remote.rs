@@ -1,6 +1,6 @@
 //! qmail-rspawn's half of the reporting (qmail's `qmail-rspawn.c` `report()`): qmail-remote's
 //! NUL-terminated recipient and message records become one report for the single recipient
-//! qmail-rspawn passes (protocols.md §4.7).
+//! qmail-rspawn passes (qmail-remote(8)).
 //!
 //! Trust: qmail-remote relays text from remote SMTP servers. The conversion indexes nothing it has
 //! not bounds-checked, reads "strings" only up to a NUL or the end of the output, and so never

@@ -1,4 +1,4 @@
-//! Delivery reports, spawner → qmail-send (protocols.md §4.4): `<slot><K|Z|D><text>\0`.
+//! Delivery reports, spawner → qmail-send (qmail-lspawn(8), qmail-rspawn(8)): `<slot><K|Z|D><text>\0`.
 //! [`encode_report`] is the spawner's end (qmail's `spawn.c` writing `report()`'s output);
 //! [`ReportReader`] is qmail-send's (its `comm` input loop), with qmail-send's 10000-byte cap.
 //!

@@ -1,4 +1,4 @@
-//! qmail-start (qmail-start(8), spec/tools.md §1): started as root by /var/qmail/rc, it creates
+//! qmail-start (qmail-start(8)): started as root by /var/qmail/rc, it creates
 //! qmail-send's pipes, starts qmail-lspawn (root), qmail-rspawn (qmailr), qmail-clean (qmailq)
 //! and an optional logger (qmaill), then becomes qmail-send (qmails) in the same process, so
 //! supervise's signals reach qmail-send.

@@ -5,7 +5,7 @@
 //! `tcp-env [-rR] [-t timeout] program [arg ...]`. Reads: `PROTO`; the socket on fd 0.
 //! Sets: `PROTO=TCP`, `TCPLOCALIP`, `TCPLOCALPORT`, `TCPLOCALHOST`, `TCPREMOTEIP`,
 //! `TCPREMOTEPORT`, `TCPREMOTEHOST` and (with `-r`, the default) `TCPREMOTEINFO` from an RFC 1413
-//! ident query (tools.md §13).
+//! ident query (tcp-env(1)).
 //!
 //! Host names: `TCPLOCALHOST` and `TCPREMOTEHOST` are the first PTR record of the local and the
 //! remote address (qmail's `dns_ptr`, here through `qmail_net::dns`, also for IPv6), lowercased;

@@ -1,5 +1,5 @@
 //! The conditional delivery helpers: condredirect (`condredirect.c`), bouncesaying
-//! (`bouncesaying.c`) and except (`except.c`), tools.md §9. Each runs a program on the message
+//! (`bouncesaying.c`) and except (`except.c`), dot-qmail(5) and the helpers' own pages. Each runs a program on the message
 //! and decides from its exit code; the decisions are the pure functions [`condredirect_verdict`],
 //! [`bouncesaying_verdict`] and [`except_verdict`].
 //!

@@ -1,5 +1,5 @@
 //! forward (qmail's `forward.c`): queues a copy of the message, with `$DTLINE` in front, for the
-//! addresses given as arguments, with envelope sender `$NEWSENDER` (tools.md §9). Also the
+//! addresses given as arguments, with envelope sender `$NEWSENDER` (dot-qmail(5) and the helpers' own pages). Also the
 //! queueing step condredirect shares ([`requeue`]).
 //!
 //! `forward address ...`, run from a .qmail file by qmail-local as the recipient.

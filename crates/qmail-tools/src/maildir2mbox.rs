@@ -1,6 +1,6 @@
 //! maildir2mbox (qmail's `maildir2mbox.c` with `maildir.c`): moves the messages of `$MAILDIR`
 //! onto the end of the mbox `$MAIL`, going through `$MAILTMP` so that the mbox is replaced in one
-//! rename (tools.md §11).
+//! rename (maildirmake(1), maildir2mbox(1), maildirwatch(1)).
 //!
 //! Run by the mailbox owner (elq, pinq and qail run it first). Steps: chdir to `$MAILDIR`; remove
 //! tmp/ files not accessed for 36 hours; list new/ and cur/ (names not starting with `.`, mtime

@@ -1,5 +1,5 @@
 //! maildirmake (qmail's `maildirmake.c`): creates an empty maildir, `dir` with `tmp/`, `new/`
-//! and `cur/`, all mode 0700 (tools.md §11).
+//! and `cur/`, all mode 0700 (maildirmake(1), maildir2mbox(1), maildirwatch(1)).
 //!
 //! `maildirmake dir`, run by the mailbox owner. umask 077. The directory must not exist yet.
 //! DIAGNOSTICS: `maildirmake: fatal: unable to mkdir <dir>: <e>`, `... unable to chdir to

@@ -1,5 +1,5 @@
 //! maildirwatch (qmail's `maildirwatch.c`): shows the new mail of `$MAILDIR` on a VT100 terminal,
-//! refreshing every 30 seconds (tools.md §11).
+//! refreshing every 30 seconds (maildirmake(1), maildir2mbox(1), maildirwatch(1)).
 //!
 //! For each message in new/ (oldest first) it prints `FROM <Return-Path> TO <<Delivered-To>>`,
 //! the From: field in bold, and up to 158 bytes of subject and body, after clearing the screen.

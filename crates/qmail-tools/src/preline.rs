@@ -1,5 +1,5 @@
 //! preline (qmail's `preline.c`): runs a program with the mbox-style lines qmail-local prepares
-//! (`$UFLINE`, `$RPLINE`, `$DTLINE`) in front of the message on its stdin (tools.md §9).
+//! (`$UFLINE`, `$RPLINE`, `$DTLINE`) in front of the message on its stdin (dot-qmail(5) and the helpers' own pages).
 //!
 //! `preline [ -frdFRD ] program [ arg ... ]`: -f, -r, -d leave out the From_ line, Return-Path
 //! and Delivered-To; -F, -R, -D put them back (the last option wins).

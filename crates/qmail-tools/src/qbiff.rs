@@ -1,6 +1,6 @@
 //! qbiff (qmail's `qbiff.c`): announces new mail on the recipient's terminals that have
 //! `biff y` (owner-execute bit set), with the sender, the subject and the start of the body
-//! (tools.md §9).
+//! (dot-qmail(5) and the helpers' own pages).
 //!
 //! `qbiff`, run from a .qmail file; reads `$USER`, `$SENDER`, `$LOCAL` and the message on stdin.
 //! Terminals come from utmp (`/var/run/utmp`, glibc's 384-byte records): entries whose user

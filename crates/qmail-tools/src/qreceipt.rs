@@ -1,5 +1,5 @@
 //! qreceipt (qmail's `qreceipt.c`): answers a `Notice-Requested-Upon-Delivery-To` request that
-//! names the delivery address with a short success notice to the envelope sender (tools.md §9).
+//! names the delivery address with a short success notice to the envelope sender (dot-qmail(5) and the helpers' own pages).
 //!
 //! `qreceipt deliveryaddress`, run from a .qmail file; reads the message header on stdin.
 //! DIAGNOSTICS: `qreceipt: usage: qreceipt deliveryaddress` (100, also without `$SENDER`),

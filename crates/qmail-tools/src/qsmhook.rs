@@ -1,6 +1,6 @@
 //! qsmhook (qmail's `qsmhook.c`): runs a mailer written for sendmail from a .qmail file, handing
 //! it the sender, host and local part in sendmail's `%` notation and the message on its stdin
-//! (tools.md §9, last row).
+//! (dot-qmail(5) and the helpers' own pages, last row).
 //!
 //! `qsmhook [ -DFlMmnPs ] [ -x prefix ] cmd [ arg ... ]`. Needs `DTLINE`, `RPLINE`, `UFLINE`,
 //! `LOCAL`, `HOST` and `SENDER` in the environment (qmail-local sets them). In each of cmd and

@@ -1,5 +1,5 @@
 //! qmail's shell scripts (`qmail-qstat.sh`, `datemail.sh`, `mailsubj.sh`, `elq.sh`, `pinq.sh`,
-//! `qail.sh`), written anew in `crates/qmail-tools/sh/` (tools.md §6, §10, §11).
+//! `qail.sh`), written anew in `crates/qmail-tools/sh/` (qmail-qstat(8), mailsubj(1), maildirwatch(1) and the other scripts' pages).
 //!
 //! As in qmail's Makefile, the word `QMAIL` in a script stands for qmail's home and is replaced
 //! when the script is installed: the installer takes [`SCRIPTS`] and writes

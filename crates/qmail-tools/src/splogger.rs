@@ -1,5 +1,5 @@
 //! splogger (qmail's `splogger.c`): copies log lines from stdin to syslog, each stamped with the
-//! time it was logged (tools.md §12).
+//! time it was logged (splogger(8)).
 //!
 //! `splogger [ tag [ fac ] ]`, usually run as qmaill by qmail-start or a log service. The tag
 //! defaults to `splogger`, the facility to LOG_MAIL; a numeric `fac` is shifted left three bits

@@ -1,5 +1,5 @@
 //! Runs the built delivery helpers, maildir2mbox and splogger: exit codes and messages
-//! (tools.md §9, §11, §12). Queueing (forward, condredirect, qreceipt) goes to a stand-in
+//! (the helpers' own pages, dot-qmail(5), maildirmake(1), splogger(8)). Queueing (forward, condredirect, qreceipt) goes to a stand-in
 //! `$QMAILQUEUE` script that records its fd 0 and fd 1; qmail-queue's working directory
 //! `/var/qmail` is made inside a private mount namespace with a tmpfs on `/var` (root only), and
 //! those tests print a loud SKIPPED line otherwise.

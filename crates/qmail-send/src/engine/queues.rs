@@ -54,7 +54,7 @@ impl Engine {
         }
     }
 
-    /// Schedules every message found in info/ (queue.md §8).
+    /// Schedules every message found in info/ (qmail-send(8)).
     pub fn start(&mut self) {
         for id in read_split_dir("info", &mut self.log) {
             self.pqadd(id);
@@ -73,7 +73,7 @@ impl Engine {
         }
     }
 
-    /// Writes each pending channel file's next attempt time into its mtime (queue.md §7).
+    /// Writes each pending channel file's next attempt time into its mtime (qmail-send(8)).
     pub(super) fn finish(&mut self) {
         for c in 0..2 {
             let pending: Vec<(i64, u64)> = self.sp[c].pq.drain().map(|Reverse(x)| x).collect();

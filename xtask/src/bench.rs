@@ -302,7 +302,7 @@ pub fn markdown(ctx: &Context, rows: &[Row]) -> String {
         "\nqmail 1.03's design syncs 5 files for one SMTP message to one local Maildir: qmail-queue \
          the message and the envelope (2), qmail-send info/ and local/ while preprocessing (2), \
          qmail-local the Maildir file (1). On Linux a link or rename is durable only after its \
-         directory is synced too (doc/ARCHITECTURE.md, invariants 4-7), which adds one directory fsync after each of \
+         directory is synced too (doc/ARCHITECTURE.md's queue invariants), which adds one directory fsync after each of \
          those 5 links: 10 per message when messages arrive one at a time (qmail-send shares its \
          directory syncs across a todo/ batch). Postfix syncs the queue file and the Maildir file \
          and no directories."

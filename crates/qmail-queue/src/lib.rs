@@ -21,7 +21,7 @@
 //!
 //! SECURITY: links only qmail-core and qmail-sys. Files are created exclusively with mode 0644
 //! (umask 033); the message is acknowledged (exit 0) only when the mess file, the envelope and
-//! the directory entries that reach them are on disk (doc/ARCHITECTURE.md, invariants 4-7).
+//! the directory entries that reach them are on disk (doc/ARCHITECTURE.md's queue invariants).
 
 pub mod envelope;
 pub mod received;

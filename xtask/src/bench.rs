@@ -503,7 +503,7 @@ fn ensure_tools() -> Result<(), String> {
     if !Path::new("/usr/sbin/smtp-source").is_file() || !Path::new("/usr/sbin/postfix").is_file() {
         missing.push("postfix");
     }
-    if !crate::test::have_command("strace") {
+    if !crate::host::have_command("strace") {
         missing.push("strace");
     }
     if !missing.is_empty() {
@@ -517,23 +517,13 @@ fn ensure_tools() -> Result<(), String> {
             }
             let _ = child.wait();
         }
-        let env = [("DEBIAN_FRONTEND", "noninteractive")];
-        let _ = ok(Command::new("apt-get").arg("update").envs(env));
-        if !ok(Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .envs(env))
-        {
+        if !crate::host::apt_install(&missing) {
             stop_host_postfix();
             return Err(format!("unable to install {}", missing.join(" ")));
         }
     }
     stop_host_postfix();
     Ok(())
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
 /// The whole `cargo xtask bench`; returns the exit code.
@@ -553,15 +543,13 @@ fn bench(root: &Path, args: &[String]) -> Result<(), String> {
         return Err("the benchmark needs root (sandboxes, Postfix)".into());
     }
     ensure_tools()?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::host::target_dir(root);
     let bin_dir = match &o.bin_dir {
         Some(d) => d
             .canonicalize()
             .map_err(|e| format!("{}: {e}", d.display()))?,
         None => {
-            if !ok(Command::new(cargo()).current_dir(root).args([
+            if !ok(crate::host::cargo().current_dir(root).args([
                 "build",
                 "--release",
                 "--workspace",
@@ -573,7 +561,7 @@ fn bench(root: &Path, args: &[String]) -> Result<(), String> {
         }
     };
     let rounds = o.rounds.unwrap_or(if o.quick { 1 } else { 3 });
-    let mut cmd = Command::new(cargo());
+    let mut cmd = crate::host::cargo();
     cmd.current_dir(root)
         // The driver is built without optimisation (it only waits and counts): no LTO rebuild.
         .args([

@@ -49,8 +49,8 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
 }
 
 /// Clones `root`'s HEAD under [`PARENT`], seeds its target directory from `target`, runs
-/// [`STEPS`] there with `cargo`, and removes the clone.
-pub fn run_from_clone(root: &Path, target: &Path, cargo: &str) -> Result<(), String> {
+/// [`STEPS`] there, and removes the clone.
+pub fn run_from_clone(root: &Path, target: &Path) -> Result<(), String> {
     let clone: PathBuf =
         Path::new(PARENT).join(format!("qmail-rs-clone-check-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&clone);
@@ -77,7 +77,7 @@ pub fn run_from_clone(root: &Path, target: &Path, cargo: &str) -> Result<(), Str
         for (what, args) in STEPS {
             run(
                 what,
-                Command::new(cargo)
+                crate::host::cargo()
                     .current_dir(&clone)
                     .args(*args)
                     .env("CARGO_TARGET_DIR", &clone_target)

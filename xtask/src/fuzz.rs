@@ -30,7 +30,7 @@ mod libfuzzer;
 
 pub use libfuzzer::{fuzz_libfuzzer, LIBFUZZER_SMOKE_SECONDS, SANCOV_FLAGS};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -102,15 +102,7 @@ pub fn parse(args: &[String]) -> Result<FuzzArgs, String> {
     Ok(out)
 }
 
-pub(crate) fn target_root(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-}
-
-pub(crate) fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
+pub(crate) use crate::host::{cargo, target_dir as target_root};
 
 /// The cargo command that builds and runs the mutation harness with `args`.
 pub fn command(root: &Path, args: &FuzzArgs) -> Command {

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod clone_check;
 pub mod fuzz;
 pub mod hier;
+pub mod host;
 pub mod install;
 pub mod test;
 pub mod tidy;
@@ -270,9 +271,7 @@ fn sources(o: &Options) -> hier::Sources {
 
 /// target/release if it holds any qmail program, else target/debug.
 fn default_bin_dir(tree: &Path) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tree.join("target"));
+    let target = host::target_dir(tree);
     let release = target.join("release");
     if hier::programs()
         .iter()
@@ -359,10 +358,7 @@ fn cmd_up(o: &Options) -> Result<i32, String> {
         if !status.success() {
             return Err("cargo build --release failed".into());
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        bin_dir = Some(target.join("release"));
+        bin_dir = Some(host::target_dir(&root).join("release"));
     }
     let opts = Options {
         users: true,

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::host;
+
 /// (command the tests run, Debian package providing it).
 pub const TOOLS: &[(&str, &str)] = &[
     ("svscan", "daemontools"),
@@ -27,20 +29,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("dot-forward", "dot-forward"),
 ];
 
-/// True if `name` is an executable in one of the system's binary directories.
-pub fn have_command(name: &str) -> bool {
-    ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .any(|d| Path::new(d).join(name).is_file())
-}
-
 /// The Debian packages whose commands are missing.
 pub fn missing_packages() -> Vec<&'static str> {
-    TOOLS
-        .iter()
-        .filter(|(cmd, _)| !have_command(cmd))
-        .map(|(_, pkg)| *pkg)
-        .collect()
+    host::missing(TOOLS)
 }
 
 fn step(name: &str, cmd: &mut Command, summary: &mut Vec<String>) -> bool {
@@ -123,7 +114,7 @@ fn skips_forbidden() -> bool {
 
 /// Runs cargo test, echoing its output and tallying it.
 fn cargo_test(root: &Path, bin_dir: &Path, tally: &mut Tally) -> bool {
-    let mut cmd = Command::new(cargo());
+    let mut cmd = host::cargo();
     cmd.current_dir(root)
         // Every package, so that one failure does not hide the others.
         .args(["test", "--workspace", "--no-fail-fast"])
@@ -162,10 +153,6 @@ fn cargo_test(root: &Path, bin_dir: &Path, tally: &mut Tally) -> bool {
     child.wait().map(|s| s.success()).unwrap_or(false)
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
-}
-
 /// The whole `cargo xtask test` run; returns the exit code.
 pub fn run(root: &Path) -> i32 {
     let started = Instant::now();
@@ -174,34 +161,27 @@ pub fn run(root: &Path) -> i32 {
     let is_root = nix::unistd::geteuid().is_root();
     let missing = missing_packages();
     if is_root && !missing.is_empty() {
-        let env = [("DEBIAN_FRONTEND", "noninteractive")];
-        ok &= step(
-            "apt-get update",
-            Command::new("apt-get").arg("update").envs(env),
-            &mut summary,
-        );
-        ok &= step(
+        let t = Instant::now();
+        let installed = host::apt_install(&missing);
+        summary.push(format!(
+            "{:<40} {} ({:.0?})",
             "apt-get install",
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
-                .args(&missing)
-                .envs(env),
-            &mut summary,
-        );
+            if installed { "ok" } else { "FAILED" },
+            t.elapsed()
+        ));
+        ok &= installed;
     } else if !missing.is_empty() {
         eprintln!(
             "xtask test: warning: not root, cannot install {}",
             missing.join(" ")
         );
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| root.join("target"));
+    let target = host::target_dir(root);
     let bin_dir = target.join("debug");
     if ok {
         ok &= step(
             "build",
-            Command::new(cargo())
+            host::cargo()
                 .current_dir(root)
                 .args(["build", "--workspace", "--bins"]),
             &mut summary,
@@ -210,7 +190,7 @@ pub fn run(root: &Path) -> i32 {
     if ok {
         ok &= step(
             "rustfmt --check",
-            Command::new(cargo())
+            host::cargo()
                 .current_dir(root)
                 .args(["fmt", "--all", "--", "--check"]),
             &mut summary,
@@ -219,7 +199,7 @@ pub fn run(root: &Path) -> i32 {
     if ok {
         ok &= step(
             "clippy (warnings are errors)",
-            Command::new(cargo()).current_dir(root).args([
+            host::cargo().current_dir(root).args([
                 "clippy",
                 "--workspace",
                 "--all-targets",
@@ -267,7 +247,7 @@ pub fn run(root: &Path) -> i32 {
     if ok && is_root {
         // The test command must not depend on where the checkout lives (issue 23).
         let t = Instant::now();
-        let cloned = match crate::clone_check::run_from_clone(root, &target, &cargo()) {
+        let cloned = match crate::clone_check::run_from_clone(root, &target) {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("xtask test: clone check: {e}");

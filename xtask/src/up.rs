@@ -107,32 +107,20 @@ fn fail(what: &str, path: &Path, e: &std::io::Error) -> String {
 pub fn ensure_packages() -> Result<(), String> {
     let missing: Vec<&str> = PACKAGES
         .iter()
-        .filter(|(cmd, _)| !crate::test::have_command(cmd))
+        .filter(|(cmd, _)| !crate::host::have_command(cmd))
         .map(|(_, p)| *p)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    if !crate::test::have_command("apt-get") {
+    if !crate::host::have_command("apt-get") {
         return Err(format!(
             "please install {} (no apt-get here)",
             missing.join(" ")
         ));
     }
     say(&format!("installing {}", missing.join(" ")));
-    let install = |update: bool| -> bool {
-        if update {
-            let _ = Command::new("apt-get").args(["update", "-q"]).status();
-        }
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if install(false) || install(true) {
+    if crate::host::apt_install(&missing) {
         Ok(())
     } else {
         Err(format!("apt-get install {} failed", missing.join(" ")))

@@ -60,6 +60,18 @@ impl Sink {
     pub fn count(&self) -> usize {
         self.log.lock().unwrap().len()
     }
+
+    /// The number of sessions logged, once it reaches `n` or two seconds have passed: a session
+    /// is logged when the sink's thread finishes it, which can be after qmail-remote has exited.
+    pub fn count_reaching(&self, n: usize) -> usize {
+        for _ in 0..100 {
+            if self.count() >= n {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.count()
+    }
 }
 
 /// Starts a sink on `bind` ("127.0.0.1:0" for any port) serving up to `conns` connections.

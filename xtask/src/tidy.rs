@@ -3,7 +3,8 @@
 //! 1. The link line of every root, setuid or fixed-uid program (doc/ARCHITECTURE.md, invariant 2): the
 //!    programs that run as root or setuid reach only qmail-sys, qmail-core (qmail-lspawn also
 //!    qmail-spawn and qmail-cdb) and a short list of small system crates; no DNS, TLS, async
-//!    runtime or parser of network input.
+//!    runtime or parser of network input; DNS and TLS (rustls, ring provider only) stay in
+//!    qmail-remote.
 //! 2. Every `.rs` file under crates/, xtask/ and tests/ starts with a `//!` doc.
 //! 3. Every program of the installed tree (hier) has a man page in man/.
 //!
@@ -44,6 +45,10 @@ const PRIVILEGED: &[(&str, &[&str])] = &[
 
 /// Crates that hold TLS code; on the receiving side only qmail-tls (qmail-tlsd-io) links them.
 const TLS_CRATES: &[&str] = &["qmail-tls", "rustls", "ring", "rustls-webpki"];
+
+/// Crates neither TLS user may link: rustls runs with the ring provider only (a second,
+/// larger C provider would double the TLS code to audit; doc/ARCHITECTURE.md).
+const OTHER_TLS_PROVIDERS: &[&str] = &["aws-lc-rs", "aws-lc-sys", "aws-lc-fips-sys"];
 
 /// Crates no program outside qmail-remote (and its library) may link.
 const NETWORK_ONLY: &[&str] = &[
@@ -121,6 +126,15 @@ pub fn check_links(root: &Path) -> Result<Vec<String>, String> {
             problems.push(format!(
                 "qmail-tls links {dep}: the TLS engine needs only rustls"
             ));
+        }
+    }
+    for program in ["qmail-remote", "qmail-tls"] {
+        for dep in tree(root, program)? {
+            if OTHER_TLS_PROVIDERS.contains(&dep.as_str()) {
+                problems.push(format!(
+                    "{program} links {dep}: rustls must use the ring provider only"
+                ));
+            }
         }
     }
     Ok(problems)
